@@ -1,0 +1,63 @@
+# streife: `make run` starts the bot, `make test` runs the test suite.
+# Both set up everything on first use: a Python 3.10 virtual environment in .venv
+# with pinned packages, and the trained NLU model in models/.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+MODEL := models/nlu.tar.gz
+NLU_DATA := $(wildcard data/nlu/*.yml)
+STAMP := $(VENV)/.installed
+
+# A Python 3.10 interpreter: PATH first, then pyenv's versions.
+PYTHON310 ?= $(shell \
+	for c in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10 /usr/local/bin/python3.10 /usr/bin/python3.10; do \
+		if [ -x "$$(command -v $$c 2>/dev/null)" ] && $$c -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+			command -v $$c; break; \
+		fi; \
+	done)
+
+.PHONY: run test setup train chat triage lint crossval bench clean help
+
+help:
+	@echo "make run    set up, train if needed, start the bot (web chat and inbox on 127.0.0.1)"
+	@echo "make test   set up, train if needed, run the test suite"
+	@echo "make train  retrain the NLU model from data/ and config.yml"
+	@echo "make chat   talk to the bot in the console"
+
+run: setup $(MODEL)
+	$(PY) -m bot chat
+
+chat: setup $(MODEL)
+	$(PY) -m bot chat
+
+test: setup $(MODEL) lint
+	$(PY) -m pytest
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt constraints.txt
+	@if [ -z "$(PYTHON310)" ]; then \
+		echo "error: Python 3.10 not found (Rasa 3.6 needs Python 3.8-3.10)." >&2; \
+		echo "Install it, e.g. 'pyenv install 3.10.13' or 'apt-get install python3.10 python3.10-venv'," >&2; \
+		echo "or point make at one: make PYTHON310=/path/to/python3.10 test" >&2; \
+		exit 1; \
+	fi
+	@echo "Setting up $(VENV) with $(PYTHON310) (first time: about 4 minutes, 2.7 GB)"
+	@[ -x $(PY) ] && $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null || { rm -rf $(VENV); $(PYTHON310) -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==24.0"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements.txt
+	$(PY) -m pip check
+	@touch $@
+
+train: setup
+	$(PY) -m nlu.train
+
+$(MODEL): config.yml $(NLU_DATA) | $(STAMP)
+	$(PY) -m nlu.train
+
+lint: setup
+	$(VENV)/bin/hadolint Dockerfile
+
+clean:
+	rm -rf $(VENV) models

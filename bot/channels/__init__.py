@@ -1,0 +1,1 @@
+"""Channels translate between a platform and the bot's inbound/outbound messages."""

@@ -1,0 +1,348 @@
+"""HandoverLog: the single source of truth for conversations, their state and transcript."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from sqlite_utils import Database
+
+from bot.handover.schema import migrate
+
+STATES = ("bot", "queued", "claimed", "closed")
+PRIORITY = {"escalate": 2, "handover": 1}
+
+
+class HandoverError(ValueError):
+    """A request the handover log cannot carry out (unknown conversation, wrong state)."""
+
+
+def utcnow() -> str:
+    """Now as an ISO 8601 UTC string with milliseconds (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """A message from a citizen, as a channel hands it over."""
+
+    channel: str
+    chat_id: str
+    user_id: str
+    text: str = ""
+    kind: str = "text"  # text | photo | video | voice | sticker | document | location | contact | button | ...
+    platform_id: str | None = None
+    at: str | None = None
+    button: str | None = None  # intent of a pressed topic button
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One citizen's chat on one channel."""
+
+    id: int
+    channel: str
+    chat_id: str
+    citizen: str
+    language: str
+    state: str
+    priority: int
+    reason: str | None
+    officer: str | None
+    created_at: str
+    updated_at: str
+    queued_at: str | None
+    claimed_at: str | None
+    closed_at: str | None
+    last_inbound_at: str | None
+    meta: dict[str, Any]
+
+    @property
+    def with_officer(self) -> bool:
+        """True while an officer has the chat (queued or claimed): the bot keeps quiet."""
+        return self.state in ("queued", "claimed")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message in or out, with the bot's reading of it."""
+
+    id: int
+    conversation_id: int
+    channel: str
+    direction: str
+    author: str
+    text: str
+    kind: str
+    platform_id: str | None
+    intent: str | None
+    confidence: float | None
+    action: str | None
+    status: str
+    officer: str | None
+    reply_to: int | None
+    attempts: int
+    error: str | None
+    created_at: str
+    sent_at: str | None
+    meta: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredInbound:
+    """An inbound message after it was written to the log."""
+
+    message: Message
+    conversation: Conversation
+    first_contact: bool
+
+
+def _conversation(row: dict[str, Any]) -> Conversation:
+    return Conversation(**{**row, "meta": json.loads(row["meta"] or "{}")})
+
+
+def _message(row: dict[str, Any]) -> Message:
+    return Message(**{**row, "meta": json.loads(row["meta"] or "{}")})
+
+
+class HandoverLog:
+    """Conversations, messages and the audit trail in one SQLite file (WAL)."""
+
+    def __init__(self, db: Database, clock: Callable[[], str] = utcnow) -> None:
+        self.db = db
+        self.clock = clock
+        migrate(db)
+        self._key = self._pseudonym_key()
+
+    @classmethod
+    def open(cls, path: Path | str, pseudonym_key: str = "", clock: Callable[[], str] = utcnow) -> "HandoverLog":
+        """Open (and create or migrate) the log at `path`; ":memory:" for tests."""
+        memory = str(path) == ":memory:"
+        if not memory:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # autocommit at the driver level: sqlite-utils' atomic() opens every transaction itself
+        db = Database(sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False))
+        if not memory:
+            db.enable_wal()
+            db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("PRAGMA foreign_keys = ON")
+        log = cls(db, clock)
+        if pseudonym_key:
+            log._key = pseudonym_key.encode()
+        return log
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.db.conn.close()
+
+    # -- settings kept in the database -------------------------------------------------
+
+    def get_value(self, key: str, default: str | None = None) -> str | None:
+        """A value from the key-value table (channel offsets and the like)."""
+        row = self.db.execute("SELECT value FROM kv WHERE key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def set_value(self, key: str, value: str) -> None:
+        """Store a value in the key-value table."""
+        self.db.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
+
+    def _pseudonym_key(self) -> bytes:
+        key = self.get_value("pseudonym_key")
+        if key is None:
+            key = secrets.token_hex(32)
+            self.set_value("pseudonym_key", key)
+        return key.encode()
+
+    def pseudonym(self, channel: str, user_id: str) -> str:
+        """A stable pseudonymous citizen id; raw platform ids never leave the log."""
+        digest = hmac.new(self._key, f"{channel}:{user_id}".encode(), hashlib.sha256).hexdigest()
+        return f"{channel[:2]}-{digest[:10]}"
+
+    # -- transactions --------------------------------------------------------------------
+
+    def transaction(self) -> Any:
+        """A context manager: everything inside commits together or not at all (nests)."""
+        return self.db.atomic()
+
+    def audit(self, actor: str, event: str, conversation_id: int | None = None, **detail: Any) -> None:
+        """Append to the audit trail: who did what to which conversation, when."""
+        self.db["events"].insert(
+            {"at": self.clock(), "actor": actor, "action": event, "conversation_id": conversation_id,
+             "detail": json.dumps(detail, ensure_ascii=False)}
+        )
+
+    # -- conversations -------------------------------------------------------------------
+
+    def conversation(self, conversation_id: int) -> Conversation:
+        """The conversation with this id."""
+        rows = list(self.db.query("SELECT * FROM conversations WHERE id = ?", [conversation_id]))
+        if not rows:
+            raise HandoverError(f"no conversation {conversation_id}")
+        return _conversation(rows[0])
+
+    def find_conversation(self, channel: str, chat_id: str) -> Conversation | None:
+        """The conversation of a chat, if there is one."""
+        rows = list(self.db.query("SELECT * FROM conversations WHERE channel = ? AND chat_id = ?", [channel, str(chat_id)]))
+        return _conversation(rows[0]) if rows else None
+
+    def conversations(self, states: tuple[str, ...] = STATES, limit: int = 200) -> list[Conversation]:
+        """Conversations in the given states: highest priority first, then longest waiting."""
+        marks = ",".join("?" * len(states))
+        rows = self.db.query(
+            f"SELECT * FROM conversations WHERE state IN ({marks}) "
+            "ORDER BY priority DESC, COALESCE(queued_at, last_inbound_at, created_at) ASC LIMIT ?",
+            [*states, limit],
+        )
+        return [_conversation(r) for r in rows]
+
+    def update_conversation(self, conversation_id: int, **fields: Any) -> Conversation:
+        """Change fields of a conversation (meta is merged, not replaced)."""
+        if "meta" in fields:
+            merged = {**self.conversation(conversation_id).meta, **fields["meta"]}
+            fields["meta"] = json.dumps(merged, ensure_ascii=False)
+        fields["updated_at"] = self.clock()
+        self.db["conversations"].update(conversation_id, fields)
+        return self.conversation(conversation_id)
+
+    def queue(self, conversation_id: int, action: str, reason: str) -> Conversation:
+        """Put a conversation in the officers' queue (an escalation raises its priority)."""
+        conv = self.conversation(conversation_id)
+        priority = max(conv.priority if conv.with_officer else 0, PRIORITY[action])
+        now = self.clock()
+        if conv.state == "claimed":
+            return self.update_conversation(conversation_id, priority=priority, reason=reason)
+        fields = {"state": "queued", "priority": priority, "reason": reason, "closed_at": None}
+        if conv.state != "queued":
+            fields["queued_at"] = now
+        self.audit("bot", "queue", conversation_id, action=action, reason=reason)
+        return self.update_conversation(conversation_id, **fields)
+
+    # -- messages ------------------------------------------------------------------------
+
+    def record_inbound(self, msg: Inbound) -> StoredInbound | None:
+        """Write a citizen's message; None when the platform delivered it before."""
+        now = self.clock()
+        with self.transaction():
+            if msg.platform_id is not None and self.db.execute(
+                "SELECT 1 FROM messages WHERE channel = ? AND direction = 'in' AND platform_id = ?",
+                [msg.channel, str(msg.platform_id)],
+            ).fetchone():
+                return None
+            conv = self.find_conversation(msg.channel, msg.chat_id)
+            first_contact = conv is None
+            if conv is None:
+                conv_id = self.db["conversations"].insert(
+                    {"channel": msg.channel, "chat_id": str(msg.chat_id), "citizen": self.pseudonym(msg.channel, str(msg.user_id)),
+                     "state": "bot", "created_at": now, "updated_at": now, "last_inbound_at": now}
+                ).last_pk
+            else:
+                conv_id = conv.id
+                self.db["conversations"].update(conv_id, {"last_inbound_at": now, "updated_at": now})
+            meta = dict(msg.meta or {})
+            if msg.button:
+                meta["button"] = msg.button
+            message_id = self.db["messages"].insert(
+                {"conversation_id": conv_id, "channel": msg.channel, "direction": "in", "author": "citizen",
+                 "text": msg.text, "kind": msg.kind, "platform_id": None if msg.platform_id is None else str(msg.platform_id),
+                 "status": "received", "created_at": msg.at or now, "meta": json.dumps(meta, ensure_ascii=False)}
+            ).last_pk
+        return StoredInbound(self.message(message_id), self.conversation(conv_id), first_contact)
+
+    def message(self, message_id: int) -> Message:
+        """The message with this id."""
+        rows = list(self.db.query("SELECT * FROM messages WHERE id = ?", [message_id]))
+        if not rows:
+            raise HandoverError(f"no message {message_id}")
+        return _message(rows[0])
+
+    def transcript(self, conversation_id: int) -> list[Message]:
+        """Every message of a conversation, oldest first."""
+        rows = self.db.query("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id])
+        return [_message(r) for r in rows]
+
+    def recent_actions(self, conversation_id: int, limit: int = 3) -> tuple[str, ...]:
+        """The bot's last actions on this citizen's messages since the chat was last handed back, oldest first."""
+        conv = self.conversation(conversation_id)
+        rows = self.db.execute(
+            "SELECT action FROM messages WHERE conversation_id = ? AND direction = 'in' AND action IS NOT NULL "
+            "AND created_at >= ? ORDER BY id DESC LIMIT ?",
+            [conversation_id, conv.closed_at or "", limit],
+        ).fetchall()
+        return tuple(r[0] for r in reversed(rows))
+
+    def has_bot_reply(self, conversation_id: int) -> bool:
+        """True once the bot has written to this citizen (the disclosure was given)."""
+        return self.db.execute(
+            "SELECT 1 FROM messages WHERE conversation_id = ? AND direction = 'out' AND author = 'bot' LIMIT 1",
+            [conversation_id],
+        ).fetchone() is not None
+
+    def count_inbound_since(self, conversation_id: int, since: str) -> int:
+        """How many messages the citizen sent since `since`."""
+        return self.db.execute(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND direction = 'in' AND created_at >= ?",
+            [conversation_id, since],
+        ).fetchone()[0]
+
+    def record_decision(self, message_id: int, intent: str | None, confidence: float | None, action: str | None) -> None:
+        """Store what the bot made of an inbound message; it counts as processed."""
+        self.db["messages"].update(
+            message_id, {"intent": intent, "confidence": confidence, "action": action, "status": "processed"}
+        )
+
+    def add_outbound(
+        self,
+        conversation_id: int,
+        text: str,
+        author: str = "bot",
+        reply_to: int | None = None,
+        officer: str | None = None,
+        meta: dict[str, Any] | None = None,
+        kind: str = "text",
+    ) -> int:
+        """Queue a message to the citizen (status pending until the channel confirms it)."""
+        conv = self.conversation(conversation_id)
+        return self.db["messages"].insert(
+            {"conversation_id": conversation_id, "channel": conv.channel, "direction": "out", "author": author,
+             "text": text, "kind": kind, "status": "pending", "officer": officer, "reply_to": reply_to,
+             "created_at": self.clock(), "meta": json.dumps(meta or {}, ensure_ascii=False)}
+        ).last_pk
+
+    def mark_sent(self, message_id: int, platform_id: str | None = None) -> None:
+        """The channel delivered an outbound message."""
+        self.db["messages"].update(
+            message_id, {"status": "sent", "sent_at": self.clock(), "platform_id": platform_id, "error": None}
+        )
+
+    def mark_failed(self, message_id: int, error: str, final: bool = False) -> None:
+        """A send failed; it is tried again unless `final`."""
+        self.db.execute(
+            "UPDATE messages SET attempts = attempts + 1, error = ?, status = ? WHERE id = ?",
+            [error[:500], "failed" if final else "pending", message_id],
+        )
+
+    def unprocessed_inbound(self) -> list[Message]:
+        """Inbound messages stored but not yet decided on (after a crash), oldest first."""
+        return [_message(r) for r in self.db.query("SELECT * FROM messages WHERE direction = 'in' AND status = 'received' ORDER BY id")]
+
+    def pending_outbound(self, channel: str | None = None) -> list[Message]:
+        """Outbound messages not yet delivered, oldest first."""
+        sql = "SELECT * FROM messages WHERE direction = 'out' AND status = 'pending'"
+        args: list[Any] = []
+        if channel:
+            sql += " AND channel = ?"
+            args.append(channel)
+        return [_message(r) for r in self.db.query(sql + " ORDER BY id", args)]
+
+    def iter_messages(self, sql_where: str = "1", args: list[Any] | None = None) -> Iterator[Message]:
+        """Messages matching a WHERE clause, oldest first (for exports and reviews)."""
+        for row in self.db.query(f"SELECT * FROM messages WHERE {sql_where} ORDER BY id", args or []):
+            yield _message(row)

@@ -1,0 +1,20 @@
+"""`python -m bot serve`: the long-running service."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from bot.settings import Settings
+from bot.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings) -> int:
+    """Serve the web app (health, web chat, inbox) and every channel that has a token."""
+    app = create_app(settings)
+    log.info("serving on http://%s:%s", settings.web_host, settings.web_port)
+    web.run_app(app, host=settings.web_host, port=settings.web_port, print=None, access_log=None)
+    return 0

@@ -1,0 +1,161 @@
+"""Settings from environment variables (and a `.env` file for development)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A setting has a value the bot cannot use."""
+
+
+def load_dotenv(path: Path) -> dict[str, str]:
+    """Read KEY=VALUE lines from a .env file; comments and blank lines are skipped."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE, got {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def _int(env: dict[str, str], key: str, default: int) -> int:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{key} must be a whole number, got {raw!r}") from None
+
+
+def _float(env: dict[str, str], key: str, default: float) -> float:
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{key} must be a number, got {raw!r}") from None
+
+
+def _bool(env: dict[str, str], key: str, default: bool) -> bool:
+    raw = env.get(key, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{key} must be true or false, got {raw!r}")
+
+
+def _path(env: dict[str, str], key: str, default: Path) -> Path:
+    raw = env.get(key, "").strip()
+    path = Path(raw) if raw else default
+    return path if path.is_absolute() else ROOT / path
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot can be configured with. See README.md, section Settings."""
+
+    database_path: Path = ROOT / "var" / "streife.sqlite3"
+    model_path: Path = ROOT / "models" / "nlu.tar.gz"
+    data_dir: Path = ROOT / "data"
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    public_url: str = ""
+    duty_hours: str = "Mo-Fr 08:00-16:00"
+    timezone: str = "Europe/Berlin"
+    confidence_threshold: float = 0.5
+    escalation_threshold: float = 0.35
+    retention_days: int = 30
+    pseudonym_key: str = ""
+    log_level: str = "INFO"
+    telegram_bot_token: str = ""
+    telegram_api_base_url: str = "https://api.telegram.org/bot"
+    telegram_webhook_url: str = ""
+    telegram_webhook_secret: str = ""
+    officer_alert_chat_id: str = ""
+    alert_include_text: bool = False
+    instagram_verify_token: str = ""
+    instagram_app_secret: str = ""
+    instagram_access_token: str = ""
+    instagram_account_id: str = ""
+    instagram_human_agent_tag: bool = False
+    graph_api_base_url: str = "https://graph.facebook.com"
+    graph_api_version: str = "v21.0"
+    extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, dotenv: Path | None = None) -> "Settings":
+        """Build settings from a .env file overlaid by the process environment."""
+        env = load_dotenv(dotenv if dotenv is not None else ROOT / ".env")
+        env.update(os.environ if environ is None else environ)
+        get = lambda key, default="": env.get(key, "").strip() or default  # noqa: E731
+        settings = cls(
+            database_path=_path(env, "DATABASE_PATH", cls.database_path),
+            model_path=_path(env, "MODEL_PATH", cls.model_path),
+            data_dir=_path(env, "DATA_DIR", cls.data_dir),
+            web_host=get("WEB_HOST", cls.web_host),
+            web_port=_int(env, "WEB_PORT", cls.web_port),
+            public_url=get("PUBLIC_URL").rstrip("/"),
+            duty_hours=get("DUTY_HOURS", cls.duty_hours),
+            timezone=get("TIMEZONE", cls.timezone),
+            confidence_threshold=_float(env, "CONFIDENCE_THRESHOLD", cls.confidence_threshold),
+            escalation_threshold=_float(env, "ESCALATION_THRESHOLD", cls.escalation_threshold),
+            retention_days=_int(env, "RETENTION_DAYS", cls.retention_days),
+            pseudonym_key=get("PSEUDONYM_KEY"),
+            log_level=get("LOG_LEVEL", cls.log_level).upper(),
+            telegram_bot_token=get("TELEGRAM_BOT_TOKEN"),
+            telegram_api_base_url=get("TELEGRAM_API_BASE_URL", cls.telegram_api_base_url),
+            telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL"),
+            telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET"),
+            officer_alert_chat_id=get("OFFICER_ALERT_CHAT_ID"),
+            alert_include_text=_bool(env, "ALERT_INCLUDE_TEXT", False),
+            instagram_verify_token=get("INSTAGRAM_VERIFY_TOKEN"),
+            instagram_app_secret=get("INSTAGRAM_APP_SECRET"),
+            instagram_access_token=get("INSTAGRAM_ACCESS_TOKEN"),
+            instagram_account_id=get("INSTAGRAM_ACCOUNT_ID"),
+            instagram_human_agent_tag=_bool(env, "INSTAGRAM_HUMAN_AGENT_TAG", False),
+            graph_api_base_url=get("GRAPH_API_BASE_URL", cls.graph_api_base_url).rstrip("/"),
+            graph_api_version=get("GRAPH_API_VERSION", cls.graph_api_version),
+            extra=env,
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise SettingsError for values that cannot work."""
+        if not 0 < self.web_port < 65536:
+            raise SettingsError(f"WEB_PORT must be between 1 and 65535, got {self.web_port}")
+        for name in ("confidence_threshold", "escalation_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise SettingsError(f"{name.upper()} must be between 0 and 1, got {value}")
+        if self.retention_days < 1:
+            raise SettingsError(f"RETENTION_DAYS must be at least 1, got {self.retention_days}")
+        from bot.duty import DutyHours  # local import: duty imports nothing from here
+
+        DutyHours.parse(self.duty_hours, self.timezone)
+
+    @property
+    def web_base_url(self) -> str:
+        """The address officers open the inbox at."""
+        return self.public_url or f"http://{self.web_host}:{self.web_port}"

@@ -1,0 +1,1 @@
+"""The aiohttp web app: health, web chat, officer inbox, webhooks."""

@@ -1,0 +1,1 @@
+"""Rasa NLU for streife: training, loading, parsing and evaluation."""

@@ -1,0 +1,143 @@
+"""Load a trained Rasa NLU model once per process and parse messages with it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class ModelError(RuntimeError):
+    """The model file is missing or cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class Parse:
+    """What the model read from one message."""
+
+    intent: str
+    confidence: float
+    ranking: tuple[tuple[str, float], ...] = field(default=())
+
+    def confidence_of(self, intent: str) -> float:
+        """The confidence the model gave `intent` (0 when it is not ranked)."""
+        return next((c for name, c in self.ranking if name == intent), 0.0)
+
+
+def _quiet_rasa() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("LOG_LEVEL_LIBRARIES", "ERROR")
+    os.environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
+    os.environ.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+    for name in ("rasa", "tensorflow", "absl", "h5py", "matplotlib"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+class NluModel:
+    """A loaded model. Parsing runs on one worker thread, so the event loop stays free."""
+
+    def __init__(self, path: Path, processor: object) -> None:
+        self.path = path
+        self._processor = processor
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
+        self.loaded_at = time.time()
+
+    @classmethod
+    def load(cls, path: Path) -> "NluModel":
+        """Load the model at `path` (slow: seconds). Raise ModelError when that fails."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"no NLU model at {path}: run `make train`")
+        _quiet_rasa()
+        started = time.perf_counter()
+        try:
+            from rasa.core.processor import MessageProcessor
+            from rasa.core.tracker_store import InMemoryTrackerStore
+            from rasa.core.lock_store import InMemoryLockStore
+            from rasa.shared.core.domain import Domain
+
+            processor = MessageProcessor(
+                model_path=path,
+                tracker_store=InMemoryTrackerStore(Domain.empty()),
+                lock_store=InMemoryLockStore(),
+                generator=None,
+            )
+        except Exception as err:  # Rasa raises many kinds for a broken archive
+            raise ModelError(f"cannot load NLU model {path}: {err}") from err
+        model = cls(path, processor)
+        model.parse_sync("hallo")  # warm up the graph so the first citizen does not wait
+        log.info("NLU model %s loaded in %.1f s", path.name, time.perf_counter() - started)
+        return model
+
+    def parse_sync(self, text: str) -> Parse:
+        """Parse one message on the calling thread."""
+        from rasa.core.channels.channel import UserMessage
+        from rasa.shared.core.trackers import DialogueStateTracker
+
+        tracker = DialogueStateTracker.from_events("streife", [])
+        data = self._processor._parse_message_with_graph(UserMessage(text), tracker, True)
+        intent = data.get("intent") or {}
+        ranking = tuple(
+            (item["name"], float(item["confidence"])) for item in data.get("intent_ranking") or []
+        )
+        return Parse(intent.get("name") or "nlu_fallback", float(intent.get("confidence") or 0.0), ranking)
+
+    async def parse(self, text: str) -> Parse:
+        """Parse one message on the model's worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self.parse_sync, text)
+
+    def close(self) -> None:
+        """Stop the worker thread."""
+        self._worker.shutdown(wait=False)
+
+
+class ModelHolder:
+    """The model currently serving; swapped atomically when a new one was loaded and checked."""
+
+    def __init__(self, model: NluModel | None = None) -> None:
+        self._model = model
+        self._lock = threading.Lock()
+        self.error: str | None = None
+        self.loading = False
+
+    @property
+    def model(self) -> NluModel | None:
+        """The serving model, or None (safety-net mode)."""
+        return self._model
+
+    def swap(self, model: NluModel) -> NluModel | None:
+        """Put `model` in service and return the one it replaced."""
+        with self._lock:
+            old, self._model = self._model, model
+            self.error = None
+        return old
+
+    def load(self, path: Path) -> NluModel | None:
+        """Load `path` and put it in service; on failure keep the old model and record why."""
+        self.loading = True
+        try:
+            model = NluModel.load(path)
+        except ModelError as err:
+            self.error = str(err)
+            log.error("%s; the safety net keeps answering emergencies", err)
+            return None
+        finally:
+            self.loading = False
+        old = self.swap(model)
+        if old is not None:
+            old.close()
+        return model
+
+    def load_in_background(self, path: Path) -> threading.Thread:
+        """Start loading `path` on a thread; the bot answers with the safety net until it is ready."""
+        self.loading = True
+        thread = threading.Thread(target=self.load, args=(path,), name="nlu-load", daemon=True)
+        thread.start()
+        return thread
