@@ -87,7 +87,7 @@ class Responses:
                     raise ResponsesError(f"{path}: {name}.{language} uses unknown placeholder(s) {sorted(unknown)}")
 
     def _render(self, texts: dict[str, str], language: str, extra: dict[str, str]) -> str:
-        values = dict(self.values[language], wait_hint="", back_at="", **extra)
+        values = {**self.values[language], "wait_hint": "", "back_at": "", **extra}
         return _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), texts[language].strip())
 
     def intent(self, name: str, language: str, **extra: str) -> str:

@@ -29,7 +29,7 @@ class SafetyHit:
 class SafetyNet:
     """Compiled rules: per intent a list of patterns, plus exceptions that veto a hit."""
 
-    rules: tuple[tuple[str, re.Pattern[str]], ...]
+    rules: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...]  # (intent, match, unless)
     exceptions: tuple[re.Pattern[str], ...]
 
     @classmethod
@@ -43,8 +43,15 @@ class SafetyNet:
             raise SafetyNetError(f"{path}: expected a mapping with {', '.join(ESCALATION_INTENTS)}")
         rules = []
         for intent in ESCALATION_INTENTS:
-            for pattern in doc.get(intent) or []:
-                rules.append((intent, _compile(path, intent, pattern)))
+            for rule in doc.get(intent) or []:
+                if isinstance(rule, dict):
+                    unknown = set(rule) - {"match", "unless"}
+                    if unknown or "match" not in rule:
+                        raise SafetyNetError(f"{path}: {intent}: a rule mapping needs 'match' (and may have 'unless'), got {sorted(rule)}")
+                    unless = _compile(path, intent, rule["unless"]) if rule.get("unless") else None
+                    rules.append((intent, _compile(path, intent, rule["match"]), unless))
+                else:
+                    rules.append((intent, _compile(path, intent, rule), None))
         if not rules:
             raise SafetyNetError(f"{path}: no rules for {' or '.join(ESCALATION_INTENTS)}")
         exceptions = tuple(_compile(path, "exceptions", p) for p in doc.get("exceptions") or [])
@@ -55,9 +62,10 @@ class SafetyNet:
         folded = normalise(text)
         if not folded:
             return None
-        for intent, pattern in self.rules:
-            match = pattern.search(folded)
-            if match and not any(e.search(folded) for e in self.exceptions):
+        if any(e.search(folded) for e in self.exceptions):
+            return None
+        for intent, pattern, unless in self.rules:
+            if pattern.search(folded) and not (unless and unless.search(folded)):
                 return SafetyHit(intent, pattern.pattern)
         return None
 

@@ -18,6 +18,13 @@ ACTIONS = ("answer", "escalate", "handover", "clarify")
 HANDOVER_INTENTS = frozenset({"human_handoff", "tip_off", "domestic_violence"})
 CLARIFY_INTENTS = frozenset({"out_of_scope", "nlu_fallback"})
 FALLBACK = "nlu_fallback"
+# Words the texts tell citizens to send for a person ("schreib „Mensch“", /mensch).
+HANDOFF_WORDS = frozenset({"mensch", "/mensch", "person", "/person", "human", "/human", "agent"})
+
+
+def asks_for_person(text: str) -> bool:
+    """True for the one-word request for a person that the bot's texts suggest."""
+    return text.strip(" .!\"'„“").lower() in HANDOFF_WORDS
 
 
 @dataclass(frozen=True)
@@ -89,7 +96,7 @@ class Triage:
         """Decide on one message; `button` is the intent of a pressed topic button."""
         text = clean(text)
         model = self.models.model
-        parse = await model.parse(text) if model is not None and text and button is None else None
+        parse = await model.parse(text) if model is not None and text and button is None and not asks_for_person(text) else None
         return self.decide_with(text, context, parse, model_ready=model is not None, button=button)
 
     def decide_with(
@@ -109,6 +116,8 @@ class Triage:
             if parse is not None and parse.intent in ESCALATION_INTENTS:
                 intent = parse.intent
             return self._decision(text, intent, confidence, "escalate", language, context, "safety_net", hit.rule)
+        if button is None and asks_for_person(text):
+            button = "human_handoff"
         if button is not None and button in self.responses.intents:
             return self._by_intent(text, button, 1.0, language, context, "button")
         if not text:

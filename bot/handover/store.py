@@ -198,7 +198,7 @@ class HandoverLog:
         marks = ",".join("?" * len(states))
         rows = self.db.query(
             f"SELECT * FROM conversations WHERE state IN ({marks}) "
-            "ORDER BY priority DESC, COALESCE(queued_at, last_inbound_at, created_at) ASC LIMIT ?",
+            "ORDER BY priority DESC, COALESCE(queued_at, last_inbound_at, created_at) ASC, id ASC LIMIT ?",
             [*states, limit],
         )
         return [_conversation(r) for r in rows]

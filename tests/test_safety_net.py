@@ -1,0 +1,91 @@
+"""The safety net escalates clear emergencies without any model, and leaves everyday police questions alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.safety_net import SafetyNet, SafetyNetError
+from nlu.examples import read_dir
+from tests.conftest import DATA
+
+
+@pytest.mark.parametrize(
+    "text, intent",
+    [
+        ("hilfe einbrecher", "emergency"),
+        ("HILFE!!!", "emergency"),
+        ("hiiiilfeee", "emergency"),
+        ("jemand bricht grad bei uns ein", "emergency"),
+        ("die frau nebenan schreit seit minuten um hilfe", "emergency"),
+        ("da steht einer mit nem messer vor der schule und bedroht die kinder", "emergency"),
+        ("ein typ verfolgt mich seit 10 minuten auf dem heimweg", "emergency"),
+        ("es brennt im keller von unserem haus", "emergency"),
+        ("bei uns im treppenhaus riecht es nach gas", "emergency"),
+        ("unfall auf der b270, zwei verletzte liegen auf der straße", "emergency"),
+        ("mein opa ist bewusstlos und atmet nicht", "emergency"),
+        ("der fährt total in schlangenlinien auf der a6", "emergency"),
+        ("vor dem club ist eine massenschlägerei", "emergency"),
+        ("er hämmert gegen die tür und schreit er bringt uns um", "emergency"),
+        ("someone is breaking in right now", "emergency"),
+        ("help me please", "emergency"),
+        ("there's a guy with a knife threatening people", "emergency"),
+        ("ich will mich umbringen", "self_harm"),
+        ("ich will nicht mehr leben", "self_harm"),
+        ("mein kumpel hat geschrieben dass er sich was antut", "self_harm"),
+        ("hab grad alle tabletten geschluckt", "self_harm"),
+        ("i want to kill myself", "self_harm"),
+        ("i keep cutting myself", "self_harm"),
+    ],
+)
+def test_fires_on_clear_emergencies(safety_net: SafetyNet, text: str, intent: str) -> None:
+    hit = safety_net.check(text)
+    assert hit is not None, text
+    assert hit.intent == intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mein fahrrad wurde gestern geklaut",
+        "wie erkenne ich falsche polizisten",
+        "kleiner unfall, nur blechschaden",
+        "unfall ohne verletzte, was muss ich tun",
+        "jemand hat bei mir eingebrochen als ich im urlaub war",
+        "tragt ihr eine waffe im dienst?",
+        "ich brauche hilfe bei meiner anzeige",
+        "kann mir jemand helfen meinen ausweis zu finden",
+        "mein freund schlägt mich manchmal wenn er getrunken hat",
+        "wie lange dauert die bewerbung bei der polizei",
+        "die nachbarn feiern schon wieder bis 3 uhr",
+        "can you help me with my report",
+        "",
+        "😀😀😀",
+    ],
+)
+def test_stays_quiet_on_everyday_questions(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is None
+
+
+def test_false_alarm_rate_on_training_data_is_low(safety_net: SafetyNet) -> None:
+    """Of the non-emergency training examples, at most 2 % may trip the net (rules aim at clear cases)."""
+    others = [e for e in read_dir(DATA / "nlu") if e.intent not in ("emergency", "self_harm")]
+    tripped = [f"{e.path.name}:{e.line} [{e.intent}] {e.text}" for e in others if safety_net.check(e.text)]
+    assert len(tripped) <= 0.02 * len(others), "\n".join(tripped)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("emergency: ['(unclosed']\n", "bad pattern"),
+        ("emergency: []\nself_harm: []\n", "no rules"),
+        ("- just a list\n", "expected a mapping"),
+        ("emergency: [42]\n", "non-empty string"),
+    ],
+)
+def test_broken_rules_file_is_refused_with_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "safety_net.yml"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(SafetyNetError, match=message):
+        SafetyNet.load(path)
