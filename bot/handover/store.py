@@ -298,6 +298,16 @@ class HandoverLog:
             message_id, {"intent": intent, "confidence": confidence, "action": action, "status": "processed"}
         )
 
+    def relabel(self, message_id: int, intent: str, officer: str) -> None:
+        """An officer names the intent a citizen's message really had (for the trainers' review)."""
+        msg = self.message(message_id)
+        if msg.direction != "in":
+            raise HandoverError(f"message {message_id} is not from a citizen")
+        meta = {**msg.meta, "relabel": intent, "relabelled_by": officer}
+        with self.transaction():
+            self.db["messages"].update(message_id, {"meta": json.dumps(meta, ensure_ascii=False)})
+            self.audit(officer, "relabel", msg.conversation_id, message_id=message_id, intent=intent, was=msg.intent)
+
     def add_outbound(
         self,
         conversation_id: int,
