@@ -41,6 +41,8 @@ class Scores:
     misses: list[Miss] = field(default_factory=list)
     confidences: list[float] = field(default_factory=list)
     seconds_per_message: float = 0.0
+    expected: list[str] = field(default_factory=list)
+    predicted: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         """A few lines for the console."""
@@ -87,6 +89,18 @@ async def score(triage: object, examples: list[Example]) -> Scores:
         if example.intent not in ESCALATION_INTENTS and decision.action == "escalate":
             false_alarms.append(example.text)
     elapsed = time.perf_counter() - started
+    return _scores(expected, predicted, confidences, misses, not_escalated, false_alarms, elapsed / len(examples))
+
+
+def _scores(
+    expected: list[str],
+    predicted: list[str],
+    confidences: list[float],
+    misses: list[Miss],
+    not_escalated: list[str],
+    false_alarms: list[str],
+    seconds_per_message: float,
+) -> Scores:
     table, macro = f1_table(expected, predicted)
     escalations = sum(e in ESCALATION_INTENTS for e in expected)
     others = len(expected) - escalations
@@ -100,7 +114,23 @@ async def score(triage: object, examples: list[Example]) -> Scores:
         false_alarms=false_alarms,
         misses=misses,
         confidences=confidences,
-        seconds_per_message=elapsed / len(examples),
+        seconds_per_message=seconds_per_message,
+        expected=expected,
+        predicted=predicted,
+    )
+
+
+def merge(parts: list[Scores]) -> Scores:
+    """One set of scores over all the messages of several runs (the folds of a cross-validation)."""
+    total = sum(len(p.expected) for p in parts)
+    return _scores(
+        [e for p in parts for e in p.expected],
+        [e for p in parts for e in p.predicted],
+        [c for p in parts for c in p.confidences],
+        [m for p in parts for m in p.misses],
+        [t for p in parts for t in p.not_escalated],
+        [t for p in parts for t in p.false_alarms],
+        sum(p.seconds_per_message * len(p.expected) for p in parts) / total if total else 0.0,
     )
 
 

@@ -58,7 +58,25 @@ def _v1(db: Database) -> None:
     db["kv"].create({"key": str, "value": str}, pk="key")
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1]
+def _v2(db: Database) -> None:
+    """Officer sessions for the inbox and officers' internal notes (never sent to citizens)."""
+    db["sessions"].create(
+        {"token_hash": str, "officer": str, "csrf": str, "created_at": str, "expires_at": str},
+        pk="token_hash",
+        not_null={"officer", "csrf", "created_at", "expires_at"},
+    )
+    db["sessions"].create_index(["officer"])
+    db["notes"].create(
+        {"id": int, "conversation_id": int, "officer": str, "text": str, "created_at": str},
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id")],
+        not_null={"conversation_id", "officer", "text", "created_at"},
+    )
+    db["notes"].create_index(["conversation_id", "id"])
+    db["events"].create_index(["at"])
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2]
 
 
 def migrate(db: Database) -> int:
