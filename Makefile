@@ -17,21 +17,26 @@ PYTHON310 ?= $(shell \
 		fi; \
 	done)
 
-.PHONY: run test setup train chat triage lint crossval bench clean help
+.PHONY: run test browser setup train chat triage lint validate evaluate review crossval bench clean help
 
 help:
 	@echo "make run    set up, train if needed, start the bot (web chat and inbox on 127.0.0.1)"
 	@echo "make test   set up, train if needed, run the test suite"
 	@echo "make train  retrain the NLU model from data/ and config.yml"
 	@echo "make chat   talk to the bot in the console"
+	@echo "make validate  check data/ (file and line for every problem)"
+	@echo "make evaluate  cross-validation and held-out scores: reports/<time>/report.html (about 10 min)"
+	@echo "make review    export what the bot did not understand from the log: reviews/<time>.yml"
+	@echo "make crossval  compare config.yml with Rasa's default pipeline (about 20 min)"
+	@echo "make bench  latency, throughput and start-up against Rasa's own server, fuzzing (bench/RESULTS.md)"
 
 run: setup $(MODEL)
-	$(PY) -m bot chat
+	$(PY) -m bot serve
 
 chat: setup $(MODEL)
 	$(PY) -m bot chat
 
-test: setup $(MODEL) lint
+test: setup $(MODEL) lint browser
 	$(PY) -m pytest
 
 setup: $(STAMP)
@@ -55,6 +60,35 @@ train: setup
 
 $(MODEL): config.yml $(NLU_DATA) | $(STAMP)
 	$(PY) -m nlu.train
+
+# Trainers' workflow (TRAINING.md). A running `bot serve` picks up a new model by itself.
+validate: setup
+	$(PY) -m nlu.validate
+
+evaluate: setup $(MODEL)
+	PYTHONWARNINGS=ignore $(PY) -m nlu.report
+
+review: setup
+	$(PY) -m nlu.review
+
+crossval: setup
+	PYTHONWARNINGS=ignore $(PY) -m nlu.crossval config.yml nlu/default_config.yml
+
+# Figures for bench/RESULTS.md (about 25 min: Rasa's own server is trained once into bench/out/).
+bench: setup $(MODEL)
+	$(PY) -m bench.compare_rasa
+	$(PY) -m bench.startup
+	$(PY) -m bench.triage_latency
+	$(PY) -m bench.inbox_latency
+	@if [ -f bench/telegram_load.py ]; then $(PY) -m bench.telegram_load; fi
+	$(PY) -m bench.fuzz_webhooks
+	$(PY) -m bench.accuracy_baseline
+
+# Debian's Chromium for the Playwright end-to-end test (installed once, as root).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+	fi
 
 lint: setup
 	$(VENV)/bin/hadolint Dockerfile

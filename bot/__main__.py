@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("triage", help="one message per line on stdin, one JSON decision per line on stdout")
     commands.add_parser("chat", help="talk to the bot in the console")
     commands.add_parser("serve", help="run the bot: web chat, officer inbox, channels with a token")
+    from bot.admin_cli import add_admin_commands
+
+    add_admin_commands(commands)  # officers, privacy, handover
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -41,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         from bot.cli import chat
 
         return asyncio.run(chat(settings))
+    if args.command in ("officers", "privacy", "handover"):
+        from bot.admin_cli import run_admin
+
+        return asyncio.run(run_admin(args, settings))
     from bot.serve import serve
 
     return serve(settings)

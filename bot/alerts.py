@@ -44,9 +44,10 @@ def alert_text(event: Event, settings: Settings) -> str:
 class OfficerAlerts:
     """Sends alerts in the background (a slow Bot API never delays the citizen's reply), with retries."""
 
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession) -> None:
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession, backoff_s: tuple[float, ...] = BACKOFF_S) -> None:
         self.settings = settings
         self.session = session
+        self.backoff_s = backoff_s
         self.url = f"{settings.telegram_api_base_url}{settings.telegram_bot_token}/sendMessage"
         self.tasks: set[asyncio.Task[bool]] = set()
         self._queued_alerted: dict[int, str] = {}  # conversation id -> queued_at already alerted
@@ -79,7 +80,7 @@ class OfficerAlerts:
                 if err.final or attempt == ATTEMPTS:
                     log.error("officer alert not delivered (attempt %s): %s", attempt, err)
                     return False
-                delay = min(err.retry_after, MAX_RETRY_AFTER_S) if err.retry_after else BACKOFF_S[attempt - 1]
+                delay = min(err.retry_after, MAX_RETRY_AFTER_S) if err.retry_after else self.backoff_s[min(attempt, len(self.backoff_s)) - 1]
                 log.warning("officer alert failed (attempt %s), retrying in %.1fs: %s", attempt, delay, err)
                 await asyncio.sleep(delay)
         return False

@@ -36,8 +36,12 @@ Listener = Callable[[Event], Awaitable[None] | None]
 class Dispatcher:
     """Takes citizens' messages from any channel through triage and the handover log."""
 
-    def __init__(self, handover: HandoverLog, triage: Triage, senders: dict[str, Sender] | None = None) -> None:
+    def __init__(
+        self, handover: HandoverLog, triage: Triage, senders: dict[str, Sender] | None = None,
+        disclosure_pause_hours: float = 24.0,
+    ) -> None:
         self.log = handover
+        self.disclosure_pause = timedelta(hours=disclosure_pause_hours)  # silence after which the bot says again it is a bot
         self.triage = triage
         self.senders: dict[str, Sender] = dict(senders or {})
         self.listeners: list[Listener] = []
@@ -71,10 +75,12 @@ class Dispatcher:
         if msg.status != "received":
             return []
         conv = self.log.conversation(msg.conversation_id)
+        replied_before = self.log.has_bot_reply(conv.id)
+        pause_start = (datetime.fromisoformat(msg.created_at) - self.disclosure_pause).isoformat(timespec="milliseconds")
         context = Context(
             recent_actions=self.log.recent_actions(conv.id),
-            first_contact=not self.log.has_bot_reply(conv.id),
-            language=conv.language if self.log.has_bot_reply(conv.id) else None,
+            first_contact=not self.log.has_bot_reply(conv.id, since=pause_start),  # first contact or a long pause
+            language=conv.language if replied_before else None,
         )
         if msg.text or msg.kind in ("text", "button"):
             decision = await self.triage.decide(msg.text, context, button=msg.meta.get("button"))

@@ -16,5 +16,7 @@ def serve(settings: Settings) -> int:
     """Serve the web app (health, web chat, inbox) and every channel that has a token."""
     app = create_app(settings)
     log.info("serving on http://%s:%s", settings.web_host, settings.web_port)
+    local = f"http://{settings.web_host}:{settings.web_port}"
+    print(f"streife läuft / is running:\n  web chat: {local}/\n  inbox:    {local}/inbox", flush=True)
     web.run_app(app, host=settings.web_host, port=settings.web_port, print=None, access_log=None)
     return 0

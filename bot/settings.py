@@ -85,6 +85,7 @@ class Settings:
     timezone: str = "Europe/Berlin"
     confidence_threshold: float = 0.5
     escalation_threshold: float = 0.35
+    model_watch_seconds: float = 5.0  # poll the model file for a new version (0: only SIGHUP)
     retention_days: int = 30
     pseudonym_key: str = ""
     log_level: str = "INFO"
@@ -99,6 +100,10 @@ class Settings:
     instagram_access_token: str = ""
     instagram_account_id: str = ""
     instagram_human_agent_tag: bool = False
+    instagram_app_id: str = ""
+    messenger_access_token: str = ""
+    messenger_page_id: str = "me"
+    disclosure_pause_hours: float = 24.0
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -120,6 +125,7 @@ class Settings:
             timezone=get("TIMEZONE", cls.timezone),
             confidence_threshold=_float(env, "CONFIDENCE_THRESHOLD", cls.confidence_threshold),
             escalation_threshold=_float(env, "ESCALATION_THRESHOLD", cls.escalation_threshold),
+            model_watch_seconds=_float(env, "MODEL_WATCH_SECONDS", cls.model_watch_seconds),
             retention_days=_int(env, "RETENTION_DAYS", cls.retention_days),
             pseudonym_key=get("PSEUDONYM_KEY"),
             log_level=get("LOG_LEVEL", cls.log_level).upper(),
@@ -134,6 +140,10 @@ class Settings:
             instagram_access_token=get("INSTAGRAM_ACCESS_TOKEN"),
             instagram_account_id=get("INSTAGRAM_ACCOUNT_ID"),
             instagram_human_agent_tag=_bool(env, "INSTAGRAM_HUMAN_AGENT_TAG", False),
+            instagram_app_id=get("INSTAGRAM_APP_ID"),
+            messenger_access_token=get("MESSENGER_ACCESS_TOKEN"),
+            messenger_page_id=get("MESSENGER_PAGE_ID", cls.messenger_page_id),
+            disclosure_pause_hours=_float(env, "DISCLOSURE_PAUSE_HOURS", cls.disclosure_pause_hours),
             graph_api_base_url=get("GRAPH_API_BASE_URL", cls.graph_api_base_url).rstrip("/"),
             graph_api_version=get("GRAPH_API_VERSION", cls.graph_api_version),
             extra=env,
@@ -149,6 +159,8 @@ class Settings:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise SettingsError(f"{name.upper()} must be between 0 and 1, got {value}")
+        if self.disclosure_pause_hours <= 0:
+            raise SettingsError(f"DISCLOSURE_PAUSE_HOURS must be more than 0, got {self.disclosure_pause_hours}")
         if self.retention_days < 1:
             raise SettingsError(f"RETENTION_DAYS must be at least 1, got {self.retention_days}")
         from bot.duty import DutyHours  # local import: duty imports nothing from here

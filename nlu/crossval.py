@@ -183,7 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     examples = read_dir(args.data)
     bar = progress_bar(len(args.configs) * args.folds)
-    results = [cross_validate(c.resolve(), examples, args.folds, args.epochs, progress=bar) for c in args.configs]
+    results = []
+    for config in args.configs:
+        results.append(cross_validate(config.resolve(), examples, args.folds, args.epochs, progress=bar))
+        bar.write(table(results[-1:]).splitlines()[-1])  # type: ignore[attr-defined]  # each row as soon as it is known
     bar.close()  # type: ignore[attr-defined]
     print(f"{args.folds}-fold cross-validation on {args.data} ({len(examples)} examples)\n")
     print(table(results))

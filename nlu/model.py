@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class NluModel:
         self._processor = processor
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu")
         self.loaded_at = time.time()
+        self.mtime = path.stat().st_mtime if path.exists() else 0.0
 
     @classmethod
     def load(cls, path: Path) -> "NluModel":
@@ -91,7 +93,17 @@ class NluModel:
 
     async def parse(self, text: str) -> Parse:
         """Parse one message on the model's worker thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._worker, self.parse_sync, text)
+        try:
+            future = self._worker.submit(self.parse_sync, text)
+        except RuntimeError:  # retired by a reload while this message was on its way: finish it on a spare thread
+            return await asyncio.to_thread(self.parse_sync, text)
+        return await asyncio.wrap_future(future)
+
+    @property
+    def name(self) -> str:
+        """The file name and when it was written, e.g. nlu.tar.gz@2026-11-21T22:27:03Z."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.mtime))
+        return f"{self.path.name}@{stamp}"
 
     def close(self) -> None:
         """Stop the worker thread."""
@@ -105,6 +117,7 @@ class ModelHolder:
         self._model = model
         self._lock = threading.Lock()
         self.error: str | None = None
+        self.rejected: str | None = None  # why the last reloaded model was refused (the old one kept serving)
         self.loading = False
 
     @property
@@ -133,6 +146,33 @@ class ModelHolder:
         old = self.swap(model)
         if old is not None:
             old.close()
+        return model
+
+    def reload(self, path: Path, check: Callable[[NluModel], None]) -> NluModel:
+        """Load `path` beside the serving model, `check` it, then swap; on any failure keep the old one.
+
+        `check` raises ModelError to refuse the model. Messages keep being parsed by the old model
+        on its own thread until the swap; the old model finishes what it has and is then retired.
+        """
+        self.loading = True
+        try:
+            model = NluModel.load(path)
+            try:
+                check(model)
+            except ModelError:
+                model.close()
+                raise
+        except ModelError as err:
+            self.rejected = str(err)
+            log.error("model reload refused, the old model keeps serving: %s", err)
+            raise
+        finally:
+            self.loading = False
+        old = self.swap(model)
+        self.rejected = None
+        if old is not None:
+            old.close()
+        log.info("model reloaded: %s now serving (was %s)", model.name, old.name if old else "none")
         return model
 
     def load_in_background(self, path: Path) -> threading.Thread:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -95,41 +96,50 @@ class Officers:
         self.add(INITIAL_OFFICER, password, actor="system")
         return password
 
-    def login(self, name: str, password: str) -> Session:
-        """Check the password and open a session; raise LoginError or LockedOut."""
-        now = self.log.clock()
+    async def login(self, name: str, password: str) -> Session:
+        """Check the password (hashing off the event loop) and open a session; raise LoginError or LockedOut."""
         row = self.db.execute(
-            "SELECT password_hash, failed_logins, locked_until FROM officers WHERE name = ? AND active = 1", [name]
+            "SELECT password_hash, locked_until FROM officers WHERE name = ? AND active = 1", [name]
         ).fetchone()
         if row is None:
-            _verify(_DUMMY_HASH, password)  # same work as for a real account
+            await asyncio.to_thread(_verify, _DUMMY_HASH, password)  # same work as for a real account
             raise LoginError("wrong name or password")
-        password_hash, failed, locked_until = row
-        if locked_until and locked_until > now:
+        password_hash, locked_until = row
+        if locked_until and locked_until > self.log.clock():
             raise LockedOut(locked_until)
-        if not _verify(password_hash, password):
-            failed = (0 if locked_until else failed) + 1
-            lock = _later(now, minutes=LOCKOUT_MINUTES) if failed >= MAX_FAILED_LOGINS else None
-            self.db.execute(
-                "UPDATE officers SET failed_logins = ?, locked_until = ? WHERE name = ?",
-                [0 if lock else failed, lock, name],
-            )
-            self.log.audit(name, "login_locked" if lock else "login_failed", None)
-            if lock:
-                raise LockedOut(lock)
-            raise LoginError("wrong name or password")
+        if not await asyncio.to_thread(_verify, password_hash, password):
+            self._failed(name)
+        now = self.log.clock()
         if _hasher.check_needs_rehash(password_hash):
             self.db.execute("UPDATE officers SET password_hash = ? WHERE name = ?", [_hasher.hash(password), name])
-        self.db.execute("UPDATE officers SET failed_logins = 0, locked_until = NULL WHERE name = ?", [name])
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         expires = _later(now, hours=SESSION_HOURS)
         with self.log.transaction():
+            self.db.execute("UPDATE officers SET failed_logins = 0, locked_until = NULL WHERE name = ?", [name])
             self.db.execute("DELETE FROM sessions WHERE expires_at < ?", [now])
             self.db["sessions"].insert(
                 {"token_hash": _hash_token(token), "officer": name, "csrf": csrf, "created_at": now, "expires_at": expires}
             )
             self.log.audit(name, "login", None)
         return Session(token, name, csrf, expires)
+
+    def _failed(self, name: str) -> None:
+        """Count a wrong password; lock the account after MAX_FAILED_LOGINS in a row. Always raises."""
+        now = self.log.clock()
+        with self.log.transaction():
+            self.db.execute(
+                "UPDATE officers SET failed_logins = failed_logins + 1, locked_until = NULL "
+                "WHERE name = ? AND (locked_until IS NULL OR locked_until <= ?)",
+                [name, now],
+            )
+            failed = self.db.execute("SELECT failed_logins FROM officers WHERE name = ?", [name]).fetchone()[0]
+            lock = _later(now, minutes=LOCKOUT_MINUTES) if failed >= MAX_FAILED_LOGINS else None
+            if lock:
+                self.db.execute("UPDATE officers SET failed_logins = 0, locked_until = ? WHERE name = ?", [lock, name])
+            self.log.audit(name, "login_locked" if lock else "login_failed", None)
+        if lock:
+            raise LockedOut(lock)
+        raise LoginError("wrong name or password")
 
     def session(self, token: str | None) -> Session | None:
         """The session for a cookie value, if it is valid and the officer still active."""

@@ -278,11 +278,12 @@ class HandoverLog:
         ).fetchall()
         return tuple(r[0] for r in reversed(rows))
 
-    def has_bot_reply(self, conversation_id: int) -> bool:
-        """True once the bot has written to this citizen (the disclosure was given)."""
+    def has_bot_reply(self, conversation_id: int, since: str | None = None) -> bool:
+        """True once the bot has written to this citizen (at or after `since`, if given): the disclosure was given."""
         return self.db.execute(
-            "SELECT 1 FROM messages WHERE conversation_id = ? AND direction = 'out' AND author = 'bot' LIMIT 1",
-            [conversation_id],
+            "SELECT 1 FROM messages WHERE conversation_id = ? AND direction = 'out' AND author = 'bot' "
+            "AND created_at >= ? LIMIT 1",
+            [conversation_id, since or ""],
         ).fetchone() is not None
 
     def count_inbound_since(self, conversation_id: int, since: str) -> int:

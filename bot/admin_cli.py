@@ -1,0 +1,92 @@
+"""The admin commands: `officers add`, `privacy export|delete`, `handover list|show|close`."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import TextIO
+
+from bot.handover import HandoverError, HandoverLog
+from bot.handover.officers import OfficerError, Officers
+from bot.handover.privacy import delete_citizen, export_citizen
+from bot.handover.states import HandoverStates
+from bot.settings import Settings
+
+
+def add_admin_commands(commands: argparse._SubParsersAction) -> None:
+    """Register the admin commands on the main parser."""
+    officers = commands.add_parser("officers", help="inbox accounts").add_subparsers(dest="action", required=True)
+    add = officers.add_parser("add", help="create an account or set a new password (password from stdin)")
+    add.add_argument("name")
+    privacy = commands.add_parser("privacy", help="a citizen's data on request").add_subparsers(dest="action", required=True)
+    for action, text in (("export", "print everything stored about a citizen as JSON"),
+                         ("delete", "erase a citizen's conversations (the audit trail keeps that it happened)")):
+        privacy.add_parser(action, help=text).add_argument("citizen", help="the pseudonym, e.g. we-1a2b3c4d5e")
+    handover = commands.add_parser("handover", help="conversations with the team").add_subparsers(dest="action", required=True)
+    handover.add_parser("list", help="chats waiting for or with the team")
+    handover.add_parser("show", help="one conversation with its transcript").add_argument("id", type=int)
+    handover.add_parser("close", help="hand a chat back to the bot (the citizen is told)").add_argument("id", type=int)
+
+
+def actor() -> str:
+    """Who runs the command, for the audit trail."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
+
+
+def read_password(stdin: TextIO) -> str:
+    """The password: prompted on a terminal, else the first line of stdin."""
+    if stdin.isatty():
+        return getpass.getpass("Passwort: ")
+    return stdin.readline().rstrip("\r\n")
+
+
+async def run_admin(args: argparse.Namespace, settings: Settings, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    """Run one admin command against the handover log; errors go to stderr with exit code 1."""
+    log = HandoverLog.open(settings.database_path, settings.pseudonym_key)
+    try:
+        if args.command == "officers":
+            Officers(log).add(args.name, read_password(stdin), actor=actor())
+            print(f"account {args.name} saved", file=stdout)
+        elif args.command == "privacy" and args.action == "export":
+            json.dump(export_citizen(log, args.citizen), stdout, ensure_ascii=False, indent=2)
+            stdout.write("\n")
+        elif args.command == "privacy":
+            counts = delete_citizen(log, args.citizen, actor())
+            print(f"deleted for {args.citizen}: {json.dumps(counts)}", file=stdout)
+        elif args.action == "list":
+            for conv in log.conversations(("queued", "claimed")):
+                flag = "EMERGENCY" if conv.priority >= 2 else "handover"
+                print(f"{conv.id}\t{conv.state}\t{flag}\t{conv.channel}\t{conv.citizen}\t{conv.reason or '-'}\t"
+                      f"{conv.officer or '-'}\t{conv.queued_at or '-'}", file=stdout)
+        elif args.action == "show":
+            conv = log.conversation(args.id)
+            print(json.dumps({k: v for k, v in conv.__dict__.items()}, ensure_ascii=False), file=stdout)
+            for m in log.transcript(conv.id):
+                reading = f" [{m.intent} {m.confidence:.2f} {m.action}]" if m.intent and m.confidence is not None else ""
+                print(f"{m.created_at} {m.author}{reading} ({m.status}): {m.text}", file=stdout)
+        else:
+            await _close(log, settings, args.id, stdout)
+        return 0
+    except (HandoverError, OfficerError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    finally:
+        log.close()
+
+
+async def _close(log: HandoverLog, settings: Settings, conversation_id: int, stdout: TextIO) -> None:
+    """Close a conversation and send the citizen the hand-back text (a running service resends what stays pending)."""
+    from bot.services import build_triage
+    from bot.dispatcher import Dispatcher
+    from bot.channels.base import LogOnlySender
+
+    triage = build_triage(settings)
+    message_id = HandoverStates(log, triage.responses).close(conversation_id, actor())
+    sent = await Dispatcher(log, triage, {"webchat": LogOnlySender()}).deliver([message_id])
+    note = "sent" if sent else "stored; the running service sends it on its next start or retry"
+    print(f"conversation {conversation_id} closed; hand-back message {note}", file=stdout)

@@ -1,0 +1,226 @@
+"""Instagram DMs and Facebook Messenger: Meta's webhook on the project's server, replies through the Graph API.
+
+Both products share one webhook format and one Send API; the `object` field ("instagram" or "page") picks the
+channel ("instagram" or "messenger"), so each keeps its own conversations, pseudonyms and sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bot.channels.meta_send import MetaSender, split_text
+from bot.channels.meta_webhook import Echo, Parsed, WebhookError, parse, signature_ok
+from bot.dispatcher import Dispatcher, Event
+from bot.handover import HandoverLog
+from bot.settings import Settings
+from bot.web.keys import SERVICES
+
+log = logging.getLogger(__name__)
+
+WEBHOOK_PATH = "/instagram/webhook"
+RETRY_INTERVAL_S = 30.0  # failed sends (rate limit, outage) are tried again this often ...
+MAX_ATTEMPTS = 8  # ... this many times, then given up for the officer to see
+OWN_ECHO_WINDOW = timedelta(minutes=10)  # an echo of text we sent this recently is ours, whatever its mid
+DRAIN_TIMEOUT_S = 10.0
+
+
+class MetaChannel:
+    """Stores what Meta's webhook brings, answers it in the background, and keeps the Meta senders."""
+
+    def __init__(self) -> None:
+        self.settings = Settings()
+        self.dispatcher: Dispatcher | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.channels: list[str] = []  # channels with a registered sender
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._retry: asyncio.Task[None] | None = None
+
+    @property
+    def log(self) -> HandoverLog:
+        assert self.dispatcher is not None, "the Meta channel is not started"
+        return self.dispatcher.log
+
+    def start(self, settings: Settings, dispatcher: Dispatcher) -> None:
+        """Register a sender per configured product (Instagram, Messenger)."""
+        self.settings, self.dispatcher = settings, dispatcher
+        accounts = {
+            "instagram": (settings.instagram_account_id, settings.instagram_access_token),
+            "messenger": (settings.messenger_page_id, settings.messenger_access_token),
+        }
+        for channel, (account_id, token) in accounts.items():
+            if not token or (channel == "instagram" and not account_id):
+                continue
+            self.session = self.session or aiohttp.ClientSession()
+            dispatcher.senders[channel] = MetaSender(
+                channel, dispatcher.log, self.session, settings.graph_api_base_url, settings.graph_api_version,
+                account_id, token, settings.instagram_human_agent_tag,
+            )
+            self.channels.append(channel)
+        if settings.instagram_verify_token and not settings.instagram_app_secret:
+            log.warning("INSTAGRAM_APP_SECRET is not set: Meta's webhook is verified but every POST is refused")
+        if self.channels:
+            self._retry = asyncio.ensure_future(self._retry_forever())
+            log.info("Meta channels ready: %s", ", ".join(self.channels))
+
+    async def stop(self) -> None:
+        """Let running replies finish (bounded), then close the HTTP session."""
+        if self._retry is not None:
+            self._retry.cancel()
+        await self.drain(timeout=DRAIN_TIMEOUT_S)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, *([self._retry] if self._retry else []), return_exceptions=True)
+        if self.session is not None:
+            await self.session.close()
+
+    def accept(self, parsed: Parsed) -> list[int]:
+        """Store every citizen message (duplicates dropped) and every officer echo; return ids to answer."""
+        assert self.dispatcher is not None
+        ids = []
+        for inbound in parsed.inbound:
+            stored = self.dispatcher.receive(inbound)
+            if stored is None:
+                continue
+            ids.append(stored.id)
+            conv = self.log.conversation(stored.conversation_id)
+            if conv.meta.get("channel_notice"):  # the citizen wrote again: the window is open again
+                self.log.update_conversation(conv.id, meta={"channel_notice": None})
+        for echo in parsed.echoes:
+            try:
+                self.record_echo(echo)
+            except sqlite3.IntegrityError:  # its mid is stored already: a redelivery raced its twin
+                log.info("%s echo %s was recorded before", echo.channel, echo.mid)
+        return ids
+
+    def record_echo(self, echo: Echo) -> int | None:
+        """Put an officer's answer from the Instagram app in the transcript; the bot's own echoes are dropped."""
+        conv = self.log.find_conversation(echo.channel, echo.chat_id)
+        if conv is None or self._is_ours(conv.id, echo):
+            return None
+        with self.log.transaction():
+            message_id = self.log.add_outbound(conv.id, echo.text, "officer", meta={"via": "app"}, kind=echo.kind)
+            self.log.mark_sent(message_id, echo.mid)
+            self.log.audit("officer", "reply_in_app", conv.id, message_id=message_id, channel=echo.channel)
+            if conv.state in ("bot", "closed"):  # a person answered: the bot keeps quiet until the chat is closed
+                conv = self.log.queue(conv.id, "handover", "answered_in_app")
+        self._spawn(self._emit(Event("officer", self.log.conversation(conv.id), self.log.message(message_id))))
+        return message_id
+
+    def _is_ours(self, conversation_id: int, echo: Echo) -> bool:
+        """An echo of this app's send: our app id, a known mid, or text we are sending or just sent."""
+        if self.settings.instagram_app_id and echo.app_id == self.settings.instagram_app_id:
+            return True
+        recent = (datetime.now(timezone.utc) - OWN_ECHO_WINDOW).isoformat(timespec="milliseconds")
+        for msg in self.log.iter_messages(
+            "conversation_id = ? AND direction = 'out' AND (platform_id = ? OR status = 'pending' OR sent_at >= ?)",
+            [conversation_id, echo.mid, recent],
+        ):
+            if msg.platform_id == echo.mid or (echo.text and echo.text in split_text(msg.text)):
+                return True
+        return False
+
+    def process_later(self, message_ids: list[int]) -> None:
+        """Answer stored messages in the background (in order per conversation: the dispatcher locks)."""
+        assert self.dispatcher is not None
+        for message_id in message_ids:
+            self._spawn(self.dispatcher.process_and_deliver(message_id))
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until every background reply has finished (the retry loop excepted)."""
+        while self._tasks:
+            done, _ = await asyncio.wait(set(self._tasks), timeout=timeout)
+            if not done:
+                return
+
+    async def retry_failed(self) -> int:
+        """Try again what failed for a passing reason; give up after MAX_ATTEMPTS. Returns how many were tried."""
+        assert self.dispatcher is not None
+        tried = 0
+        for channel in self.channels:
+            for msg in self.log.pending_outbound(channel):
+                if msg.attempts == 0:  # its first try belongs to whoever stored it
+                    continue
+                if msg.attempts >= MAX_ATTEMPTS:
+                    self.log.mark_failed(msg.id, f"Aufgegeben nach {msg.attempts} Versuchen. {msg.error or ''}".strip(), final=True)
+                    continue
+                await self.dispatcher.deliver([msg.id])
+                tried += 1
+        return tried
+
+    async def _retry_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RETRY_INTERVAL_S)
+            try:
+                await self.retry_failed()
+            except Exception:  # never let the loop die; the next round tries again
+                log.exception("retrying Meta sends failed")
+
+    async def _emit(self, event: Event) -> None:
+        assert self.dispatcher is not None
+        await self.dispatcher._emit(event)  # the dispatcher's listeners (inbox live view, alerts)
+
+    def _spawn(self, coro: object) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Meta background task failed", exc_info=task.exception())
+
+
+INSTAGRAM = web.AppKey("instagram_channel", MetaChannel)
+
+
+async def verify_webhook(request: web.Request) -> web.Response:
+    """Answer Meta's subscription check with hub.challenge when hub.verify_token matches."""
+    token = request.app[SERVICES].settings.instagram_verify_token
+    query = request.query
+    given = query.get("hub.verify_token", "")
+    if token and query.get("hub.mode") == "subscribe" and hmac.compare_digest(given.encode(), token.encode()):
+        return web.Response(text=query.get("hub.challenge", ""), content_type="text/plain")
+    log.warning("Meta webhook verification refused (mode %r)", query.get("hub.mode"))
+    raise web.HTTPForbidden(text="verification failed")
+
+
+async def receive_webhook(request: web.Request) -> web.Response:
+    """Check the signature on the raw body, store every message, answer 200, then reply in the background."""
+    channel = request.app[INSTAGRAM]
+    body = await request.read()
+    secret = request.app[SERVICES].settings.instagram_app_secret
+    if not signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
+        log.warning("Meta webhook POST with a missing or wrong signature refused (%d bytes)", len(body))
+        raise web.HTTPForbidden(text="invalid signature")
+    try:
+        parsed = parse(json.loads(body))
+    except (ValueError, WebhookError) as err:  # JSON and UTF-8 errors are ValueErrors
+        log.warning("Meta webhook POST with a valid signature but a malformed body: %s", err)
+        raise web.HTTPBadRequest(text="malformed JSON") from None
+    channel.process_later(channel.accept(parsed))
+    return web.Response(text="EVENT_RECEIVED")
+
+
+def add_instagram_routes(app: web.Application) -> None:
+    """Meta's webhook routes, and the channel's start and stop around the app's life."""
+    channel = MetaChannel()
+    app[INSTAGRAM] = channel
+
+    async def meta_resources(app: web.Application) -> AsyncIterator[None]:
+        services = app[SERVICES]
+        channel.start(services.settings, services.dispatcher)
+        yield
+        await channel.stop()
+
+    app.cleanup_ctx.append(meta_resources)  # after the services' own context; before recover() (on_startup)
+    app.router.add_get(WEBHOOK_PATH, verify_webhook)
+    app.router.add_post(WEBHOOK_PATH, receive_webhook)

@@ -1,0 +1,63 @@
+"""The inbox's resources for the app's cleanup_ctx: live updates, accounts, officer alerts, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from bot.alerts import OfficerAlerts
+from bot.handover.officers import INITIAL_OFFICER, Officers
+from bot.handover.privacy import retention_loop
+from bot.handover.states import HandoverStates
+from bot.web.keys import ALERTS, HUB, OFFICERS, SERVICES, STATES
+from bot.web.live import EventHub
+
+log = logging.getLogger(__name__)
+
+
+def announce_initial_password(password: str) -> None:
+    """Show the first account's password once, on the console and in the log."""
+    line = f"First start: created inbox account '{INITIAL_OFFICER}' with password: {password}"
+    log.warning(line)
+    print(f"{line}\n(Change it with: python -m bot officers add {INITIAL_OFFICER})", flush=True)
+
+
+async def inbox_resources(app: web.Application) -> AsyncIterator[None]:
+    """Wire live updates and officer alerts to the dispatcher; run the daily retention job."""
+    services = app[SERVICES]
+    hub = EventHub()
+    app[HUB] = hub
+    app[OFFICERS] = Officers(services.handover)
+    app[STATES] = HandoverStates(services.handover, services.triage.responses)
+    password = app[OFFICERS].ensure_initial()
+    if password:
+        announce_initial_password(password)
+    session = aiohttp.ClientSession()
+    alerts = OfficerAlerts(services.settings, session)
+    app[ALERTS] = alerts
+    listeners = [hub.on_dispatch] + ([alerts.on_event] if alerts.enabled else [])
+    if not alerts.enabled:
+        log.info("officer alerts off: set TELEGRAM_BOT_TOKEN and OFFICER_ALERT_CHAT_ID to get them")
+    services.dispatcher.listeners.extend(listeners)
+    retention = asyncio.create_task(retention_loop(services.handover, services.settings.retention_days))
+    try:
+        yield
+    finally:
+        retention.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await retention
+        for listener in listeners:
+            services.dispatcher.listeners.remove(listener)
+        await alerts.drain()
+        await session.close()
+
+
+async def close_streams(app: web.Application) -> None:
+    """On shutdown: end open live streams so the server does not wait for them."""
+    if HUB in app:
+        app[HUB].close()

@@ -1,0 +1,58 @@
+"""A tiny run of every benchmark in bench/ (seconds, small counts), so `make bench` does not rot.
+
+The figures themselves are in bench/RESULTS.md; nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from bench import accuracy_baseline, compare_rasa, rasa_stack, startup
+from bench.load import bench_texts
+from nlu.examples import read_dir
+from nlu.intents import INTENTS
+from bot.settings import ROOT
+
+
+def test_our_server_answers_every_message_of_a_short_load(tmp_path: Path) -> None:
+    results = compare_rasa.bench_ours([20], seconds=1, citizens=5, model=tmp_path / "none.tar.gz", mode="safety_net")
+    (run,) = results
+    assert (run.sent, run.ok, run.failed) == (20, 20, 0)
+    assert len(run.latencies_ms) == 20 and run.cpu_s > 0 and 50 < run.peak_rss_mb
+    table = compare_rasa.table(results, [])
+    assert "| 20 | ours |" in table
+
+
+def test_startup_measures_the_first_emergency_answer_without_a_model(tmp_path: Path) -> None:
+    run = startup.our_startup(model=tmp_path / "none.tar.gz", timeout=60)
+    assert "110" in run.emergency_reply
+    assert 0 < run.first_emergency_s == run.first_nlu_s
+
+
+def test_rasa_project_maps_every_intent_to_its_own_response(tmp_path: Path) -> None:
+    out = rasa_stack.write_project(tmp_path / "rasa")
+    domain = yaml.safe_load((out / "domain.yml").read_text())
+    rules = yaml.safe_load((out / "data" / "rules.yml").read_text())["rules"]
+    config = yaml.safe_load((out / "config.yml").read_text())
+    ours = yaml.safe_load((ROOT / "config.yml").read_text())
+    assert set(domain["intents"]) == set(INTENTS)
+    assert {r["steps"][0]["intent"]: r["steps"][1]["action"] for r in rules} == {
+        i: f"utter_{i}" for i in [*INTENTS, "nlu_fallback"]}
+    assert set(domain["responses"]) == {f"utter_{i}" for i in [*INTENTS, "nlu_fallback"]}
+    assert config["pipeline"] == ours["pipeline"] and config["policies"] == [{"name": "RulePolicy"}]
+    assert "rest" in yaml.safe_load((out / "credentials.yml").read_text())
+    assert len(list((out / "data").glob("nlu_*.yml"))) == len(list((ROOT / "data" / "nlu").glob("*.yml")))
+
+
+def test_the_baseline_is_cross_validated_on_a_small_sample() -> None:
+    examples = read_dir(ROOT / "data" / "nlu")
+    sample = [e for i in INTENTS for e in [x for x in examples if x.intent == i][:12]]
+    figures = accuracy_baseline.cross_validate(sample, folds=2)
+    assert 0.3 < figures["macro_f1"] <= 1.0 and 0 <= figures["escalation_recall"] <= 1.0
+
+
+def test_load_texts_are_the_held_out_and_training_messages() -> None:
+    texts = bench_texts()
+    assert len(texts) > 2000 and all(isinstance(t, str) and t for t in texts)

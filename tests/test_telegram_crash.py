@@ -1,0 +1,71 @@
+"""SIGKILL `python -m bot serve` while it answers a burst of 50 chats; after a restart each chat has exactly one reply."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bot.settings import ROOT
+from tests.fake_bot_api import FakeBotApi
+
+CHATS = range(1000, 1050)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def start_serve(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m bot serve` as its own process."""
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
+@pytest.fixture
+async def fake() -> FakeBotApi:
+    api = await FakeBotApi().start()
+    yield api
+    await api.stop()
+
+
+async def test_a_killed_bot_answers_every_chat_exactly_once_after_restart(tmp_path: Path, fake: FakeBotApi) -> None:
+    env = {**os.environ, "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
+           "DATABASE_PATH": str(tmp_path / "streife.sqlite3"), "WEB_PORT": str(free_port()),
+           "MODEL_PATH": str(tmp_path / "missing-model.tar.gz"), "LOG_LEVEL": "WARNING"}
+    bot = await start_serve(env)
+    try:
+        await fake.wait_for(lambda: fake.calls_of("getUpdates"), timeout=30)
+        for chat in CHATS:
+            fake.text(chat, "Hallo, ich habe eine Frage zu meinem Fahrrad")
+        await fake.wait_for(lambda: len(fake.sent()) >= 12, timeout=30)
+        fake.hold("sendMessage")  # replies now in flight stay unapplied, as if still on the wire
+        await asyncio.sleep(0.3)
+        bot.send_signal(signal.SIGKILL)
+        await bot.wait()
+        answered_before = len(fake.sent())
+        fake.release("sendMessage")
+        assert answered_before < len(CHATS), "the burst was over before the kill"
+
+        bot = await start_serve(env)
+        await fake.wait_for(lambda: {int(p["chat_id"]) for p in fake.sent()} >= set(CHATS), timeout=60)
+        polls = len(fake.calls_of("getUpdates"))
+        await fake.wait_for(lambda: len(fake.calls_of("getUpdates")) > polls + 1, timeout=30)  # settled
+        counts = Counter(int(p["chat_id"]) for p in fake.sent())
+        assert counts == Counter({chat: 1 for chat in CHATS})
+    finally:
+        if bot.returncode is None:
+            bot.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(bot.wait(), 15)
+            except asyncio.TimeoutError:
+                bot.kill()
+                await bot.wait()

@@ -1,0 +1,82 @@
+"""Telegram under faults: 429, 5xx, dropped connections, slow answers, blocked users, unconfirmed offsets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.triage import Triage
+from tests.fake_bot_api import FakeBotApi, bot_settings, running_bot
+
+
+@pytest.fixture
+async def fake() -> FakeBotApi:
+    api = await FakeBotApi().start()
+    yield api
+    await api.stop()
+
+
+async def test_a_reply_survives_429_500_and_a_dropped_connection_and_arrives_once(
+    tmp_path: Path, fake: FakeBotApi, triage_no_model: Triage
+) -> None:
+    fake.fail("sendMessage", 429, retry_after=1)
+    fake.fail("sendMessage", 500, times=2)
+    fake.drop("sendMessage")
+    async with running_bot(bot_settings(tmp_path, fake), triage_no_model) as services:
+        fake.text(21, "Hilfe, Einbrecher!")
+        await fake.wait_for(lambda: fake.sent(21), timeout=20)
+        assert [c.outcome for c in fake.calls_of("sendMessage", None)] == ["error 429", "error 500", "error 500", "dropped", "ok"]
+        reply = services.handover.transcript(services.handover.find_conversation("telegram", "21").id)[-1]
+        assert (reply.status, reply.platform_id) == ("sent", str(fake.sent(21)[0]["message_id"]))
+
+
+async def test_polling_rides_out_a_broken_and_a_slow_get_updates(tmp_path: Path, fake: FakeBotApi, triage_no_model: Triage) -> None:
+    fake.fail("getUpdates", 502)
+    fake.drop("getUpdates")
+    fake.slow("getUpdates", 0.5, times=2)
+    async with running_bot(bot_settings(tmp_path, fake), triage_no_model):
+        fake.text(22, "/help")
+        await fake.wait_for(lambda: fake.sent(22), timeout=20)
+    assert len(fake.sent(22)) == 1
+
+
+async def test_a_blocked_bot_gives_up_at_once_and_marks_the_reply_failed(tmp_path: Path, fake: FakeBotApi, triage_no_model: Triage) -> None:
+    fake.blocked.add(23)
+    async with running_bot(bot_settings(tmp_path, fake), triage_no_model) as services:
+        fake.text(23, "/help")
+        await fake.wait_for(lambda: fake.calls_of("sendMessage", "error 403"))
+        conv = services.handover.find_conversation("telegram", "23")
+        await fake.wait_for(lambda: services.handover.transcript(conv.id)[-1].status == "failed")
+    assert len(fake.calls_of("sendMessage", None)) == 1
+
+
+async def test_an_update_is_confirmed_only_after_its_reply_was_sent(tmp_path: Path, fake: FakeBotApi, triage_no_model: Triage) -> None:
+    fake.hold("sendMessage")
+    async with running_bot(bot_settings(tmp_path, fake), triage_no_model):
+        first = fake.text(24, "/help")
+        await fake.wait_for(lambda: fake.calls_of("sendMessage", "held"))
+        fake.text(25, "/help")  # the bot polls again while the first reply hangs
+        await fake.wait_for(lambda: len(fake.calls_of("sendMessage", "held")) == 2)
+        polls = len(fake.calls_of("getUpdates"))
+        await fake.wait_for(lambda: len(fake.calls_of("getUpdates")) > polls)
+        assert first in [u["update_id"] for u in fake.updates]  # still unconfirmed: Telegram would redeliver it
+        assert all(int(c.params.get("offset") or 0) <= first for c in fake.calls_of("getUpdates"))
+        fake.release("sendMessage")
+        await fake.wait_for(lambda: fake.sent(24) and fake.sent(25))
+        fake.text(26, "/help")
+        await fake.wait_for(lambda: first not in [u["update_id"] for u in fake.updates])
+
+
+async def test_long_replies_are_split_and_html_is_escaped(tmp_path: Path, fake: FakeBotApi, triage_no_model: Triage) -> None:
+    text = "<b>Hinweis</b> & Tipps für dich: " + " ".join(f"Satz{i} <mit> &Zeichen;" for i in range(700))
+    async with running_bot(bot_settings(tmp_path, fake), triage_no_model) as services:
+        fake.text(27, "/help")
+        await fake.wait_for(lambda: fake.sent(27))
+        conv = services.handover.find_conversation("telegram", "27")
+        reply = services.handover.add_outbound(conv.id, text, "officer", officer="isabel")
+        await services.dispatcher.deliver([reply])
+        assert services.handover.message(reply).status == "sent"
+    parts = [p["plain"] for p in fake.sent(27)[1:]]
+    assert len(parts) == 5 and all(len(p) <= 4096 for p in parts)  # 16,800 characters
+    assert " ".join(parts).split() == text.split()
