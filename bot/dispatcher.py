@@ -107,9 +107,9 @@ class Dispatcher:
             if flooding == "note":
                 self.log.update_conversation(conv.id, meta={"flood_noted_at": msg.created_at})
         conv = self.log.conversation(conv.id)
-        await self._emit(Event("message", conv, self.log.message(msg.id), decision))
+        await self.emit(Event("message", conv, self.log.message(msg.id), decision))
         if queue_action:
-            await self._emit(Event("escalated" if decision.escalated else "queued", conv, self.log.message(msg.id), decision))
+            await self.emit(Event("escalated" if decision.escalated else "queued", conv, self.log.message(msg.id), decision))
         return ids
 
     def _flooding(self, conv: Conversation, msg: Message) -> str | None:
@@ -141,7 +141,7 @@ class Dispatcher:
                 continue
             self.log.mark_sent(msg.id, platform_id)
             sent.append(self.log.message(msg.id))
-            await self._emit(Event("sent", conv, sent[-1]))
+            await self.emit(Event("sent", conv, sent[-1]))
         return sent
 
     async def recover(self) -> int:
@@ -154,7 +154,8 @@ class Dispatcher:
         await self.deliver(pending)
         return count + len(pending)
 
-    async def _emit(self, event: Event) -> None:
+    async def emit(self, event: Event) -> None:
+        """Tell the listeners (inbox live view, alerts, metrics); a failing listener never stops a reply."""
         for listener in list(self.listeners):
             try:
                 result = listener(event)

@@ -112,7 +112,7 @@ class MetaChannel:
             self.log.audit("officer", "reply_in_app", conv.id, message_id=message_id, channel=echo.channel)
             if conv.state in ("bot", "closed"):  # a person answered: the bot keeps quiet until the chat is closed
                 conv = self.log.queue(conv.id, "handover", "answered_in_app")
-        self._spawn(self._emit(Event("officer", self.log.conversation(conv.id), self.log.message(message_id))))
+        self._spawn(self.dispatcher.emit(Event("officer", self.log.conversation(conv.id), self.log.message(message_id))))
         return message_id
 
     def _is_ours(self, conversation_id: int, echo: Echo) -> bool:
@@ -164,9 +164,6 @@ class MetaChannel:
             except Exception:  # never let the loop die; the next round tries again
                 log.exception("retrying Meta sends failed")
 
-    async def _emit(self, event: Event) -> None:
-        assert self.dispatcher is not None
-        await self.dispatcher._emit(event)  # the dispatcher's listeners (inbox live view, alerts)
 
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
