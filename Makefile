@@ -17,7 +17,7 @@ PYTHON310 ?= $(shell \
 		fi; \
 	done)
 
-.PHONY: run test browser setup train chat triage lint validate evaluate review crossval bench clean help
+.PHONY: run test setup train chat lint crossval bench clean help validate evaluate review browser
 
 help:
 	@echo "make run    set up, train if needed, start the bot (web chat and inbox on 127.0.0.1)"
@@ -80,14 +80,16 @@ bench: setup $(MODEL)
 	$(PY) -m bench.startup
 	$(PY) -m bench.triage_latency
 	$(PY) -m bench.inbox_latency
-	@if [ -f bench/telegram_load.py ]; then $(PY) -m bench.telegram_load; fi
+	$(PY) -m bench.telegram_load
 	$(PY) -m bench.fuzz_webhooks
 	$(PY) -m bench.accuracy_baseline
 
 # Debian's Chromium for the Playwright end-to-end test (installed once, as root).
 browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver; \
+		echo "Installing Debian's chromium and chromium-driver for the browser test (needs root)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver \
+		|| { echo "error: could not install chromium; as root run: apt-get install chromium chromium-driver" >&2; exit 1; }; \
 	fi
 
 lint: setup

@@ -91,7 +91,6 @@ def create_app(settings: Settings, services: Services | None = None, load_model:
             reloader.start()  # a new model after `make train`: file watch and SIGHUP
         yield
         await reloader.stop()
-        await asyncio.sleep(0)
         if own:
             app[SERVICES].handover.close()
 
