@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -25,23 +23,13 @@ from collections import Counter
 import aiohttp
 
 from bot.settings import ROOT
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_bot_api import FakeBotApi, free_port, serve_env, start_serve
 
 TEXTS = ["Wie erstatte ich eine Anzeige?", "Mein Fahrrad wurde geklaut, was nun?", "Wo ist die nächste Polizeiwache?",
          "Ich habe meinen Geldbeutel verloren", "Wie werde ich Polizist?", "Danke für eure Arbeit!",
          "Ich habe einen komischen Anruf von einem falschen Polizisten bekommen"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def serve(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """Start `python -m bot serve`."""
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
 async def wait_for_model(port: int, timeout_s: float = 120) -> None:
@@ -97,9 +85,8 @@ async def latency_runs(seconds: float) -> None:
     fake = await FakeBotApi().start()
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
-               "DATABASE_PATH": f"{tmp}/streife.sqlite3", "WEB_PORT": str(port), "LOG_LEVEL": "WARNING"}
-        bot = await serve(env)
+        env = serve_env(fake, tmp, WEB_PORT=str(port))
+        bot = await start_serve(env)
         try:
             await wait_for_model(port)
             for chat in range(100, 110):  # warm up the model (its first parses are slow)
@@ -128,10 +115,8 @@ async def channel_only_run(seconds: float) -> None:
     """30 msg/s in safety-net mode (no model): what the channel itself costs. Emergencies, so each gets a reply."""
     fake = await FakeBotApi().start()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
-               "DATABASE_PATH": f"{tmp}/streife.sqlite3", "WEB_PORT": str(free_port()), "LOG_LEVEL": "WARNING",
-               "MODEL_PATH": f"{tmp}/no-model.tar.gz"}
-        bot = await serve(env)
+        env = serve_env(fake, tmp, MODEL_PATH=f"{tmp}/no-model.tar.gz")
+        bot = await start_serve(env)
         try:
             await fake.wait_for(lambda: fake.calls_of("getUpdates"), timeout=30)
             sent: list[tuple[int, int]] = []
@@ -158,10 +143,8 @@ async def channel_only_run(seconds: float) -> None:
 async def kill_runs(kills: int) -> None:
     fake = await FakeBotApi().start()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
-               "DATABASE_PATH": f"{tmp}/streife.sqlite3", "WEB_PORT": str(free_port()), "LOG_LEVEL": "WARNING",
-               "MODEL_PATH": f"{tmp}/no-model.tar.gz"}
-        bot = await serve(env)
+        env = serve_env(fake, tmp, MODEL_PATH=f"{tmp}/no-model.tar.gz")
+        bot = await start_serve(env)
         await fake.wait_for(lambda: fake.calls_of("getUpdates"), timeout=30)
         chats = iter(range(50_000, 200_000))
         offered: list[int] = []
@@ -182,7 +165,7 @@ async def kill_runs(kills: int) -> None:
             await asyncio.sleep(random.uniform(1.5, 4.0))
             bot.send_signal(signal.SIGKILL)
             await bot.wait()
-            bot = await serve(env)
+            bot = await start_serve(env)
         await asyncio.sleep(3.0)
         stop.set()
         await loader

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import html
+import os
+import socket
+import sys
 import itertools
 import json
 import re
@@ -475,3 +478,24 @@ def bot_settings(tmp_path: Any, fake: FakeBotApi, **env: str) -> Any:
     base = {"DATABASE_PATH": str(tmp_path / "streife.sqlite3"), "TELEGRAM_BOT_TOKEN": fake.token,
             "TELEGRAM_API_BASE_URL": fake.base_url, "MODEL_PATH": str(tmp_path / "no-model.tar.gz")}
     return Settings.from_env({**base, **env}, dotenv=tmp_path / "none.env")
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def serve_env(fake: FakeBotApi, folder: Any, **env: str) -> dict[str, str]:
+    """The environment of a `python -m bot serve` that talks to this fake, with its database in `folder`."""
+    return {**os.environ, "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
+            "DATABASE_PATH": f"{folder}/streife.sqlite3", "WEB_PORT": str(free_port()), "LOG_LEVEL": "WARNING", **env}
+
+
+async def start_serve(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python -m bot serve` as its own process."""
+    from bot.settings import ROOT
+
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)

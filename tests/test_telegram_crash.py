@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -13,21 +11,11 @@ from pathlib import Path
 import pytest
 
 from bot.settings import ROOT
-from tests.fake_bot_api import FakeBotApi
+from tests.fake_bot_api import FakeBotApi, serve_env, start_serve
 
 CHATS = range(1000, 1050)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-async def start_serve(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`python -m bot serve` as its own process."""
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
 
 
 @pytest.fixture
@@ -38,9 +26,7 @@ async def fake() -> FakeBotApi:
 
 
 async def test_a_killed_bot_answers_every_chat_exactly_once_after_restart(tmp_path: Path, fake: FakeBotApi) -> None:
-    env = {**os.environ, "TELEGRAM_BOT_TOKEN": fake.token, "TELEGRAM_API_BASE_URL": fake.base_url,
-           "DATABASE_PATH": str(tmp_path / "streife.sqlite3"), "WEB_PORT": str(free_port()),
-           "MODEL_PATH": str(tmp_path / "missing-model.tar.gz"), "LOG_LEVEL": "WARNING"}
+    env = serve_env(fake, tmp_path, MODEL_PATH=str(tmp_path / "missing-model.tar.gz"))
     bot = await start_serve(env)
     try:
         await fake.wait_for(lambda: fake.calls_of("getUpdates"), timeout=30)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from bot.triage import Triage
-from tests.fake_bot_api import FakeBotApi, bot_settings, running_bot
+from tests.fake_bot_api import FakeBotApi, bot_settings, free_port, running_bot
 
 
 @pytest.fixture
@@ -18,11 +17,6 @@ async def fake() -> FakeBotApi:
     yield api
     await api.stop()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_webhook_mode_sets_the_secret_and_answers_what_telegram_posts(tmp_path: Path, fake: FakeBotApi, triage_no_model: Triage) -> None:

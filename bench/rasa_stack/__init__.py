@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from nlu.intents import INTENTS
+from tests.fake_bot_api import free_port  # noqa: F401  (re-exported for the benchmarks)
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 HERE = Path(__file__).resolve().parent
@@ -89,12 +89,6 @@ def trained_model(out: Path = OUT, quiet: bool = True) -> Path:
     print(f"trained Rasa's stack in {time.perf_counter() - started:.0f} s: {model}", file=sys.stderr)
     return model
 
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> float:
