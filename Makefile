@@ -25,9 +25,9 @@ help:
 	@echo "make train  retrain the NLU model from data/ and config.yml"
 	@echo "make chat   talk to the bot in the console"
 	@echo "make validate  check data/ (file and line for every problem)"
-	@echo "make evaluate  cross-validation and held-out scores: reports/<time>/report.html (about 10 min)"
+	@echo "make evaluate  cross-validation and held-out scores: reports/<time>/report.html (a few minutes)"
 	@echo "make review    export what the bot did not understand from the log: reviews/<time>.yml"
-	@echo "make crossval  compare config.yml with Rasa's default pipeline (about 20 min)"
+	@echo "make crossval  compare config.yml with Rasa's default pipeline (up to an hour: the default trains slowly)"
 	@echo "make bench  latency, throughput and start-up against Rasa's own server, fuzzing (bench/RESULTS.md)"
 
 run: setup $(MODEL)
