@@ -101,8 +101,8 @@ class NluModel:
 
     @property
     def name(self) -> str:
-        """The file name, when it was written and Rasa's model id, e.g. nlu.tar.gz@2026-11-21T22:27:03Z#1a2b3c4d."""
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.mtime))
+        """The file name, when it was written and Rasa's model id, e.g. nlu.tar.gz@2026-11-21T22:27:03.250Z#1a2b3c4d."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.mtime)) + f".{int(self.mtime * 1000) % 1000:03d}Z"
         model_id = str(getattr(getattr(self._processor, "model_metadata", None), "model_id", ""))[:8]
         return f"{self.path.name}@{stamp}#{model_id}" if model_id else f"{self.path.name}@{stamp}"
 
