@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, AsyncIterator
 
+import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -124,3 +125,11 @@ async def running(settings: Settings, graph: FakeGraphApi) -> AsyncIterator[Runn
     app = create_app(settings, load_model=False)
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield Running(client, app, graph)
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[FakeGraphApi]:
+    """The fake Graph API on 127.0.0.1 (import this fixture into a test module to use it)."""
+    fake = await FakeGraphApi(token=TOKEN, tokens={PAGE_TOKEN}).start()
+    yield fake
+    await fake.stop()

@@ -14,16 +14,9 @@ import pytest
 
 from bot.channels.meta_send import quick_reply_title, split_text
 from tests.fake_graph_api import FakeGraphApi
-from tests.instagram_helpers import PAGE_TOKEN, TOKEN, Running, message, meta_settings, notification, running
+from tests.instagram_helpers import Running, graph, message, meta_settings, notification, running  # noqa: F401 (graph: fixture)
 
 IMAGE = [{"type": "image", "payload": {"url": "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=5"}}]
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphApi]:
-    fake = await FakeGraphApi(token=TOKEN, tokens={PAGE_TOKEN}).start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture

@@ -14,16 +14,9 @@ import pytest
 
 from bot.responses import Responses
 from tests.fake_graph_api import FakeGraphApi
-from tests.instagram_helpers import (
-    ACCOUNT, PAGE, PAGE_TOKEN, SECRET, TOKEN, VERIFY, Running, echo, message, meta_settings, notification, now_ms, running,
+from tests.instagram_helpers import (  # noqa: F401 (graph: fixture)
+    ACCOUNT, PAGE, PAGE_TOKEN, SECRET, TOKEN, VERIFY, Running, echo, message, graph, meta_settings, notification, now_ms, running,
 )
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[FakeGraphApi]:
-    fake = await FakeGraphApi(token=TOKEN, tokens={PAGE_TOKEN}).start()
-    yield fake
-    await fake.stop()
 
 
 @pytest.fixture
