@@ -15,14 +15,12 @@ import asyncio
 import random
 import signal
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 
 import aiohttp
 
-from bot.settings import ROOT
 from tests.fake_bot_api import FakeBotApi, free_port, serve_env, start_serve
 
 TEXTS = ["Wie erstatte ich eine Anzeige?", "Mein Fahrrad wurde geklaut, was nun?", "Wo ist die nächste Polizeiwache?",

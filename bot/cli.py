@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from typing import BinaryIO, TextIO
 
 from bot.services import build_triage
