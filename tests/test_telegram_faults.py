@@ -27,7 +27,12 @@ async def test_a_reply_survives_429_500_and_a_dropped_connection_and_arrives_onc
         fake.text(21, "Hilfe, Einbrecher!")
         await fake.wait_for(lambda: fake.sent(21), timeout=20)
         assert [c.outcome for c in fake.calls_of("sendMessage", None)] == ["error 429", "error 500", "error 500", "dropped", "ok"]
-        reply = services.handover.transcript(services.handover.find_conversation("telegram", "21").id)[-1]
+
+        def last_reply():  # the fake has answered; the bot records the send when that answer arrives
+            return services.handover.transcript(services.handover.find_conversation("telegram", "21").id)[-1]
+
+        await fake.wait_for(lambda: last_reply().status != "pending", timeout=20)
+        reply = last_reply()
         assert (reply.status, reply.platform_id) == ("sent", str(fake.sent(21)[0]["message_id"]))
 
 
