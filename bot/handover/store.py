@@ -105,6 +105,22 @@ class StoredInbound:
     first_contact: bool
 
 
+# Columns the hot path writes with plain SQL (sqlite-utils' insert/update re-read the table
+# structure on every call: about 100 statements per message). Names are checked against these.
+COLUMNS = {
+    "conversations": frozenset(Conversation.__dataclass_fields__) - {"id"},
+    "messages": frozenset(Message.__dataclass_fields__) - {"id"},
+    "events": frozenset({"at", "actor", "action", "conversation_id", "detail"}),
+}
+
+
+def _columns(table: str, names: Any) -> list[str]:
+    unknown = set(names) - COLUMNS[table]
+    if unknown:
+        raise HandoverError(f"unknown columns for {table}: {', '.join(sorted(unknown))}")
+    return list(names)
+
+
 def _conversation(row: dict[str, Any]) -> Conversation:
     return Conversation(**{**row, "meta": json.loads(row["meta"] or "{}")})
 
@@ -172,31 +188,47 @@ class HandoverLog:
         """A context manager: everything inside commits together or not at all (nests)."""
         return self.db.atomic()
 
+    def _select(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows of a SELECT as dicts (plain SQL: sqlite-utils' query() wraps each read in a savepoint)."""
+        cursor = self.db.conn.execute(sql, args)
+        keys = [d[0] for d in cursor.description]
+        return [dict(zip(keys, row)) for row in cursor.fetchall()]
+
+    def _insert(self, table: str, row: dict[str, Any]) -> int:
+        """INSERT one row with plain SQL; its id."""
+        names = _columns(table, row)
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        return self.db.execute(sql, [row[n] for n in names]).lastrowid
+
+    def _update(self, table: str, row_id: int, fields: dict[str, Any]) -> None:
+        """UPDATE one row by id with plain SQL."""
+        names = _columns(table, fields)
+        sql = f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
+        self.db.execute(sql, [*(fields[n] for n in names), row_id])
+
     def audit(self, actor: str, event: str, conversation_id: int | None = None, **detail: Any) -> None:
         """Append to the audit trail: who did what to which conversation, when."""
-        self.db["events"].insert(
-            {"at": self.clock(), "actor": actor, "action": event, "conversation_id": conversation_id,
-             "detail": json.dumps(detail, ensure_ascii=False)}
-        )
+        self._insert("events", {"at": self.clock(), "actor": actor, "action": event, "conversation_id": conversation_id,
+                                "detail": json.dumps(detail, ensure_ascii=False)})
 
     # -- conversations -------------------------------------------------------------------
 
     def conversation(self, conversation_id: int) -> Conversation:
         """The conversation with this id."""
-        rows = list(self.db.query("SELECT * FROM conversations WHERE id = ?", [conversation_id]))
+        rows = self._select("SELECT * FROM conversations WHERE id = ?", [conversation_id])
         if not rows:
             raise HandoverError(f"no conversation {conversation_id}")
         return _conversation(rows[0])
 
     def find_conversation(self, channel: str, chat_id: str) -> Conversation | None:
         """The conversation of a chat, if there is one."""
-        rows = list(self.db.query("SELECT * FROM conversations WHERE channel = ? AND chat_id = ?", [channel, str(chat_id)]))
+        rows = self._select("SELECT * FROM conversations WHERE channel = ? AND chat_id = ?", [channel, str(chat_id)])
         return _conversation(rows[0]) if rows else None
 
     def conversations(self, states: tuple[str, ...] = STATES, limit: int = 200) -> list[Conversation]:
         """Conversations in the given states: highest priority first, then longest waiting."""
         marks = ",".join("?" * len(states))
-        rows = self.db.query(
+        rows = self._select(
             f"SELECT * FROM conversations WHERE state IN ({marks}) "
             "ORDER BY priority DESC, COALESCE(queued_at, last_inbound_at, created_at) ASC, id ASC LIMIT ?",
             [*states, limit],
@@ -209,7 +241,7 @@ class HandoverLog:
             merged = {**self.conversation(conversation_id).meta, **fields["meta"]}
             fields["meta"] = json.dumps(merged, ensure_ascii=False)
         fields["updated_at"] = self.clock()
-        self.db["conversations"].update(conversation_id, fields)
+        self._update("conversations", conversation_id, fields)
         return self.conversation(conversation_id)
 
     def queue(self, conversation_id: int, action: str, reason: str) -> Conversation:
@@ -239,33 +271,35 @@ class HandoverLog:
             conv = self.find_conversation(msg.channel, msg.chat_id)
             first_contact = conv is None
             if conv is None:
-                conv_id = self.db["conversations"].insert(
+                conv_id = self._insert(
+                    "conversations",
                     {"channel": msg.channel, "chat_id": str(msg.chat_id), "citizen": self.pseudonym(msg.channel, str(msg.user_id)),
-                     "state": "bot", "created_at": now, "updated_at": now, "last_inbound_at": now}
-                ).last_pk
+                     "state": "bot", "created_at": now, "updated_at": now, "last_inbound_at": now},
+                )
             else:
                 conv_id = conv.id
-                self.db["conversations"].update(conv_id, {"last_inbound_at": now, "updated_at": now})
+                self._update("conversations", conv_id, {"last_inbound_at": now, "updated_at": now})
             meta = dict(msg.meta or {})
             if msg.button:
                 meta["button"] = msg.button
-            message_id = self.db["messages"].insert(
+            message_id = self._insert(
+                "messages",
                 {"conversation_id": conv_id, "channel": msg.channel, "direction": "in", "author": "citizen",
                  "text": msg.text, "kind": msg.kind, "platform_id": None if msg.platform_id is None else str(msg.platform_id),
-                 "status": "received", "created_at": msg.at or now, "meta": json.dumps(meta, ensure_ascii=False)}
-            ).last_pk
+                 "status": "received", "created_at": msg.at or now, "meta": json.dumps(meta, ensure_ascii=False)},
+            )
         return StoredInbound(self.message(message_id), self.conversation(conv_id), first_contact)
 
     def message(self, message_id: int) -> Message:
         """The message with this id."""
-        rows = list(self.db.query("SELECT * FROM messages WHERE id = ?", [message_id]))
+        rows = self._select("SELECT * FROM messages WHERE id = ?", [message_id])
         if not rows:
             raise HandoverError(f"no message {message_id}")
         return _message(rows[0])
 
     def transcript(self, conversation_id: int) -> list[Message]:
         """Every message of a conversation, oldest first."""
-        rows = self.db.query("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id])
+        rows = self._select("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id])
         return [_message(r) for r in rows]
 
     def recent_actions(self, conversation_id: int, limit: int = 3) -> tuple[str, ...]:
@@ -295,9 +329,7 @@ class HandoverLog:
 
     def record_decision(self, message_id: int, intent: str | None, confidence: float | None, action: str | None) -> None:
         """Store what the bot made of an inbound message; it counts as processed."""
-        self.db["messages"].update(
-            message_id, {"intent": intent, "confidence": confidence, "action": action, "status": "processed"}
-        )
+        self._update("messages", message_id, {"intent": intent, "confidence": confidence, "action": action, "status": "processed"})
 
     def relabel(self, message_id: int, intent: str, officer: str) -> None:
         """An officer names the intent a citizen's message really had (for the trainers' review)."""
@@ -306,7 +338,7 @@ class HandoverLog:
             raise HandoverError(f"message {message_id} is not from a citizen")
         meta = {**msg.meta, "relabel": intent, "relabelled_by": officer}
         with self.transaction():
-            self.db["messages"].update(message_id, {"meta": json.dumps(meta, ensure_ascii=False)})
+            self._update("messages", message_id, {"meta": json.dumps(meta, ensure_ascii=False)})
             self.audit(officer, "relabel", msg.conversation_id, message_id=message_id, intent=intent, was=msg.intent)
 
     def add_outbound(
@@ -321,17 +353,16 @@ class HandoverLog:
     ) -> int:
         """Queue a message to the citizen (status pending until the channel confirms it)."""
         conv = self.conversation(conversation_id)
-        return self.db["messages"].insert(
+        return self._insert(
+            "messages",
             {"conversation_id": conversation_id, "channel": conv.channel, "direction": "out", "author": author,
              "text": text, "kind": kind, "status": "pending", "officer": officer, "reply_to": reply_to,
-             "created_at": self.clock(), "meta": json.dumps(meta or {}, ensure_ascii=False)}
-        ).last_pk
+             "created_at": self.clock(), "meta": json.dumps(meta or {}, ensure_ascii=False)},
+        )
 
     def mark_sent(self, message_id: int, platform_id: str | None = None) -> None:
         """The channel delivered an outbound message."""
-        self.db["messages"].update(
-            message_id, {"status": "sent", "sent_at": self.clock(), "platform_id": platform_id, "error": None}
-        )
+        self._update("messages", message_id, {"status": "sent", "sent_at": self.clock(), "platform_id": platform_id, "error": None})
 
     def mark_failed(self, message_id: int, error: str, final: bool = False) -> None:
         """A send failed; it is tried again unless `final`."""
@@ -342,7 +373,7 @@ class HandoverLog:
 
     def unprocessed_inbound(self) -> list[Message]:
         """Inbound messages stored but not yet decided on (after a crash), oldest first."""
-        return [_message(r) for r in self.db.query("SELECT * FROM messages WHERE direction = 'in' AND status = 'received' ORDER BY id")]
+        return [_message(r) for r in self._select("SELECT * FROM messages WHERE direction = 'in' AND status = 'received' ORDER BY id")]
 
     def pending_outbound(self, channel: str | None = None) -> list[Message]:
         """Outbound messages not yet delivered, oldest first."""
@@ -351,9 +382,11 @@ class HandoverLog:
         if channel:
             sql += " AND channel = ?"
             args.append(channel)
-        return [_message(r) for r in self.db.query(sql + " ORDER BY id", args)]
+        return [_message(r) for r in self._select(sql + " ORDER BY id", args)]
 
     def iter_messages(self, sql_where: str = "1", args: list[Any] | None = None) -> Iterator[Message]:
         """Messages matching a WHERE clause, oldest first (for exports and reviews)."""
-        for row in self.db.query(f"SELECT * FROM messages WHERE {sql_where} ORDER BY id", args or []):
-            yield _message(row)
+        cursor = self.db.conn.execute(f"SELECT * FROM messages WHERE {sql_where} ORDER BY id", args or [])
+        keys = [d[0] for d in cursor.description]
+        for row in cursor:  # lazily: an export may walk the whole log
+            yield _message(dict(zip(keys, row)))
