@@ -58,7 +58,7 @@ $(STAMP): requirements.txt constraints.txt
 train: setup
 	$(PY) -m nlu.train
 
-$(MODEL): config.yml $(NLU_DATA) | $(STAMP)
+$(MODEL): config.yml nlu/classifier.py $(NLU_DATA) | $(STAMP)
 	$(PY) -m nlu.train
 
 # Trainers' workflow (TRAINING.md). A running `bot serve` picks up a new model by itself.

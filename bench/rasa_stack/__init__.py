@@ -35,13 +35,15 @@ class RasaStackError(RuntimeError):
 
 def rasa_env() -> dict[str, str]:
     """Rasa quiet and offline: no telemetry, warnings only."""
+    path = os.pathsep.join(p for p in [str(ROOT), os.environ.get("PYTHONPATH", "")] if p)  # config.yml's nlu.classifier
     return dict(os.environ, RASA_TELEMETRY_ENABLED="false", TF_CPP_MIN_LOG_LEVEL="2",
-                LOG_LEVEL_LIBRARIES="ERROR", SQLALCHEMY_SILENCE_UBER_WARNING="1")
+                LOG_LEVEL_LIBRARIES="ERROR", SQLALCHEMY_SILENCE_UBER_WARNING="1", PYTHONPATH=path)
 
 
 def _inputs_hash() -> str:
     digest = hashlib.sha256()
-    for path in [ROOT / "config.yml", HERE / "__init__.py", *sorted((ROOT / "data" / "nlu").glob("*.yml"))]:
+    for path in [ROOT / "config.yml", ROOT / "nlu" / "classifier.py", HERE / "__init__.py",
+                 *sorted((ROOT / "data" / "nlu").glob("*.yml"))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 
