@@ -59,7 +59,9 @@ def bench_ours(rates: list[float], seconds: float, citizens: int, model: Path | 
                mode: str = "nlu") -> list[RunResult]:
     """Start our bot, wait for the NLU model (or the safety net alone: mode="safety_net"), load it."""
     with tempfile.TemporaryDirectory(prefix="streife-bench-") as tmp:
-        proc, base = start_ours(Path(tmp) / "bench.sqlite3", model=model, log_file=Path(tmp) / "serve.log")
+        # FLOOD_MESSAGES: each of 200 chats writes every 2 s at 100 msg/s; answer every message, as Rasa does
+        proc, base = start_ours(Path(tmp) / "bench.sqlite3", model=model, log_file=Path(tmp) / "serve.log",
+                                extra_env={"FLOOD_MESSAGES": "1000"})
         try:
             wait_for_mode(local_only(base), proc, mode)
             return asyncio.run(run_rates("ours", base, proc.pid, webchat_sender, rates, seconds, citizens))

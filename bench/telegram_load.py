@@ -1,11 +1,20 @@
-"""Telegram end to end under load: latency from an update appearing to its sendMessage, and crash safety.
+"""Telegram end to end under load: from an update appearing to its sendMessage, and crash safety.
 
-    .venv/bin/python -m bench.telegram_load [--seconds 20] [--kills 5]
+    .venv/bin/python -m bench.telegram_load [--seconds 60] [--rates 10 30 100] [--kills 5] [--messages 1000]
 
-Runs `python -m bot serve` as a subprocess against the fake Bot API server (tests/fake_bot_api.py) on
-127.0.0.1. Part 1 (real NLU model): p50/p99 latency at 10 and 30 messages/s offered from 200 chats.
-Part 2 (safety-net mode for fast restarts): one message per chat at 20 messages/s while the bot is
-SIGKILLed and restarted `--kills` times; then counts chats with no reply (lost) and more than one (doubled).
+Runs `python -m bot serve` as a subprocess in long-polling mode against the fake Bot API server
+(tests/fake_bot_api.py) on 127.0.0.1.
+
+Part 1 (real NLU model): 200 chats send questions the bot answers itself at offered rates of 10,
+30 and 100 messages/s (open loop, latency from the update's scheduled time to the bot's sendMessage
+arriving at the fake); p50/p95/p99, achieved throughput, CPU and peak RSS of the bot. Telegram allows
+a bot about 30 messages/s overall, and the bot keeps to that (TELEGRAM_MAX_RATE); for rates above 30
+the bot runs with TELEGRAM_MAX_RATE raised (as with paid broadcasts or a local Bot API server), so the
+figure is the bot's own capacity, not Telegram's cap.
+
+Part 2 (safety-net mode, for fast restarts): --messages messages, one per chat, at 20 messages/s
+while the bot is SIGKILLed and restarted --kills times; then counts messages with no reply (lost)
+and with more than one (doubled).
 """
 
 from __future__ import annotations
@@ -14,30 +23,69 @@ import argparse
 import asyncio
 import random
 import signal
-import statistics
+import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict, deque
+from typing import Any
 
 import aiohttp
 
-from tests.fake_bot_api import FakeBotApi, free_port, serve_env, start_serve
+from bench.load import ProcStats, RunResult, offered_load
+from bench.compare_rasa import line, table
+from tests.fake_bot_api import FakeBotApi, serve_env, start_serve
 
+# Questions the bot answers itself (no handover), so every message has exactly one reply to wait for.
 TEXTS = ["Wie erstatte ich eine Anzeige?", "Mein Fahrrad wurde geklaut, was nun?", "Wo ist die nächste Polizeiwache?",
          "Ich habe meinen Geldbeutel verloren", "Wie werde ich Polizist?", "Danke für eure Arbeit!",
-         "Ich habe einen komischen Anruf von einem falschen Polizisten bekommen"]
+         "Ich habe einen komischen Anruf von einem falschen Polizisten bekommen",
+         "Kann ich eine Anzeige auch online machen?", "Wann habt ihr geöffnet?", "Hallo!",
+         "Jemand hat mein Auto zerkratzt, was soll ich tun?", "Wie melde ich einen Fundgegenstand?"]
+RATE_LIMITED = 30.0  # Telegram's overall limit, the bot's default TELEGRAM_MAX_RATE
 
 
+class Replies:
+    """Turns the fake's sendMessage calls into awaitable replies: first in, first out per chat."""
+
+    def __init__(self, fake: FakeBotApi) -> None:
+        self.fake = fake
+        self.waiting: defaultdict[int, deque[asyncio.Future[float]]] = defaultdict(deque)
+        fake.on_send = self._sent
+
+    def _sent(self, params: dict[str, Any]) -> None:
+        queue = self.waiting.get(int(params["chat_id"]))
+        while queue:
+            future = queue.popleft()
+            if not future.done():  # a timed-out wait was cancelled
+                future.set_result(time.perf_counter())
+                return
+
+    def sender(self, first_chat: int, timeout: float = 30.0):
+        """A bench.load Send: citizen n writes in chat first_chat + n; True once the reply was sent."""
+
+        async def send(session: aiohttp.ClientSession, n: int, text: str) -> bool:
+            chat = first_chat + n
+            future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+            self.waiting[chat].append(future)
+            self.fake.text(chat, text)
+            try:
+                await asyncio.wait_for(future, timeout)
+            except asyncio.TimeoutError:
+                return False
+            return True
+
+        return send
 
 
-async def wait_for_model(port: int, timeout_s: float = 120) -> None:
+async def wait_for_model(port: int, timeout_s: float = 180) -> None:
     """Wait until /healthz says the NLU model answers."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             try:
                 async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                    if (await response.json()).get("mode") == "nlu":
+                    body = await response.json()
+                    if body.get("mode") == "nlu" and not body.get("model_loading"):
                         return
             except aiohttp.ClientError:
                 pass
@@ -45,153 +93,90 @@ async def wait_for_model(port: int, timeout_s: float = 120) -> None:
     raise RuntimeError("the model did not load in time")
 
 
-async def offer(fake: FakeBotApi, rate: float, seconds: float, chats: list[int]) -> list[tuple[int, int]]:
-    """Inject `rate` messages per second round-robin over `chats`; return (chat, update_id) in order."""
-    sent, start, i = [], time.monotonic(), 0
-    while (elapsed := time.monotonic() - start) < seconds:
-        due = int(elapsed * rate) + 1
-        while i < due:
-            chat = chats[i % len(chats)]
-            sent.append((chat, fake.text(chat, random.choice(TEXTS))))
-            i += 1
-        await asyncio.sleep(0.005)
-    return sent
-
-
-def latencies(fake: FakeBotApi, offered: list[tuple[int, int]]) -> tuple[list[float], int]:
-    """Per chat, the k-th message pairs with the k-th reply; returns latencies (s) and unanswered count."""
-    replies: dict[int, list[float]] = {}
-    for call in fake.calls_of("sendMessage"):
-        replies.setdefault(int(call.params["chat_id"]), []).append(call.at)
-    seen: Counter[int] = Counter()
-    out, missing = [], 0
-    for chat, update_id in offered:
-        k = seen[chat]
-        seen[chat] += 1
-        if k < len(replies.get(chat, [])):
-            out.append(replies[chat][k] - fake.injected_at[update_id])
-        else:
-            missing += 1
-    return out, missing
-
-
-def pct(values: list[float], p: float) -> float:
-    return statistics.quantiles(values, n=100)[p - 1] if len(values) > 1 else (values[0] if values else float("nan"))
-
-
-async def latency_runs(seconds: float) -> None:
+async def rate_runs(rates: list[float], seconds: float, citizens: int, max_rate: float) -> list[RunResult]:
+    """One bot process with TELEGRAM_MAX_RATE=max_rate, loaded at each rate in turn (fresh chats each)."""
     fake = await FakeBotApi().start()
-    port = free_port()
+    replies = Replies(fake)
+    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = serve_env(fake, tmp, WEB_PORT=str(port))
+        env = serve_env(fake, tmp, TELEGRAM_MAX_RATE=f"{max_rate:g}", FLOOD_MESSAGES="1000")
         bot = await start_serve(env)
         try:
-            await wait_for_model(port)
-            for chat in range(100, 110):  # warm up the model (its first parses are slow)
-                fake.text(chat, random.choice(TEXTS))
-            await fake.wait_for(lambda: len(fake.sent()) >= 10, timeout=60)
-            for n, rate in enumerate((10, 30)):
-                chats = list(range(10_000 * (n + 1), 10_000 * (n + 1) + 200))
-                base = len(fake.calls_of("sendMessage"))
-                offered = await offer(fake, rate, seconds, chats)
-                try:
-                    await fake.wait_for(lambda: len(fake.calls_of("sendMessage")) - base >= len(offered), timeout=60)
-                except AssertionError:
-                    pass  # counted as unanswered below
-                await asyncio.sleep(1.0)
-                values, missing = latencies(fake, offered)
-                print(f"{rate:>3} msg/s offered, {len(offered)} messages from 200 chats: "
-                      f"p50 {pct(values, 50) * 1000:.0f} ms, p99 {pct(values, 99) * 1000:.0f} ms, "
-                      f"max {max(values) * 1000:.0f} ms, unanswered {missing}")
+            await wait_for_model(int(env["WEB_PORT"]))
+            stats = ProcStats(bot.pid)
+            await offered_load("telegram", replies.sender(900_000), TEXTS, rate=10, seconds=2, citizens=citizens)
+            for n, rate in enumerate(rates, 1):
+                result = await offered_load("telegram", replies.sender(100_000 * n), TEXTS, rate, seconds, citizens, stats)
+                print(f"  telegram at {rate:g}/s (TELEGRAM_MAX_RATE={max_rate:g}): {line(result)}", file=sys.stderr)
+                results.append(result)
         finally:
             bot.send_signal(signal.SIGTERM)
             await bot.wait()
             await fake.stop()
+    return results
 
 
-async def channel_only_run(seconds: float) -> None:
-    """30 msg/s in safety-net mode (no model): what the channel itself costs. Emergencies, so each gets a reply."""
-    fake = await FakeBotApi().start()
-    with tempfile.TemporaryDirectory() as tmp:
-        env = serve_env(fake, tmp, MODEL_PATH=f"{tmp}/no-model.tar.gz")
-        bot = await start_serve(env)
-        try:
-            await fake.wait_for(lambda: fake.calls_of("getUpdates"), timeout=30)
-            sent: list[tuple[int, int]] = []
-            start, i = time.monotonic(), 0
-            while (elapsed := time.monotonic() - start) < seconds:
-                while i < int(elapsed * 30) + 1:
-                    chat = 30_000 + i % 200
-                    sent.append((chat, fake.text(chat, "Hilfe, Einbrecher im Haus!")))
-                    i += 1
-                await asyncio.sleep(0.005)
-            try:
-                await fake.wait_for(lambda: len(fake.calls_of("sendMessage")) >= len(sent), timeout=60)
-            except AssertionError:
-                pass
-            values, missing = latencies(fake, sent)
-            print(f" 30 msg/s offered, safety-net mode (no model), {len(sent)} emergencies from 200 chats: "
-                  f"p50 {pct(values, 50) * 1000:.0f} ms, p99 {pct(values, 99) * 1000:.0f} ms, unanswered {missing}")
-        finally:
-            bot.send_signal(signal.SIGTERM)
-            await bot.wait()
-            await fake.stop()
-
-
-async def kill_runs(kills: int) -> None:
+async def kill_run(kills: int, messages: int, rate: float = 20.0) -> tuple[int, int, int]:
+    """`messages` messages from as many chats while the bot is SIGKILLed `kills` times; (offered, lost, doubled)."""
     fake = await FakeBotApi().start()
     with tempfile.TemporaryDirectory() as tmp:
         env = serve_env(fake, tmp, MODEL_PATH=f"{tmp}/no-model.tar.gz")
         bot = await start_serve(env)
         await fake.wait_for(lambda: fake.calls_of("getUpdates"), timeout=30)
-        chats = iter(range(50_000, 200_000))
-        offered: list[int] = []
+        chats = list(range(50_000, 50_000 + messages))
+        duration = messages / rate
+        kill_at = sorted(random.uniform(0.1, 0.9) * duration for _ in range(kills))
 
         async def load() -> None:
-            start, i = time.monotonic(), 0
-            while not stop.is_set():
-                while i < int((time.monotonic() - start) * 20) + 1:
-                    chat = next(chats)
-                    offered.append(chat)
-                    fake.text(chat, "Hallo, ich habe eine Frage")
-                    i += 1
-                await asyncio.sleep(0.005)
+            start = time.monotonic()
+            for i, chat in enumerate(chats):
+                await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+                fake.text(chat, "Hallo, ich habe eine Frage")
 
-        stop = asyncio.Event()
         loader = asyncio.create_task(load())
-        for _ in range(kills):
-            await asyncio.sleep(random.uniform(1.5, 4.0))
+        started = time.monotonic()
+        for at in kill_at:
+            await asyncio.sleep(max(0.0, started + at - time.monotonic()))
             bot.send_signal(signal.SIGKILL)
             await bot.wait()
             bot = await start_serve(env)
-        await asyncio.sleep(3.0)
-        stop.set()
         await loader
         try:
-            await fake.wait_for(lambda: {int(p["chat_id"]) for p in fake.sent()} >= set(offered), timeout=60)
+            await fake.wait_for(lambda: {int(p["chat_id"]) for p in fake.sent()} >= set(chats), timeout=120)
         except AssertionError:
             pass
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(2.0)  # anything sent twice would arrive now
         counts = Counter(int(p["chat_id"]) for p in fake.sent())
-        lost = sum(1 for c in offered if counts[c] == 0)
-        doubled = sum(1 for c in offered if counts[c] > 1)
-        print(f"{kills} SIGKILL restarts under 20 msg/s: {len(offered)} chats, one message each: "
-              f"lost {lost}, doubled {doubled}")
         bot.send_signal(signal.SIGTERM)
         await bot.wait()
         await fake.stop()
+    return len(chats), sum(1 for c in chats if counts[c] == 0), sum(1 for c in chats if counts[c] > 1)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=20.0, help="seconds of load per rate")
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=60.0, help="seconds of load per rate")
+    parser.add_argument("--rates", type=float, nargs="+", default=[10, 30, 100])
+    parser.add_argument("--citizens", type=int, default=200)
     parser.add_argument("--kills", type=int, default=5)
-    args = parser.parse_args()
-    print("# Telegram channel: bot serve against the fake Bot API on 127.0.0.1")
-    await latency_runs(args.seconds)
-    await channel_only_run(args.seconds)
-    await kill_runs(args.kills)
+    parser.add_argument("--messages", type=int, default=1000, help="messages offered during the kills")
+    args = parser.parse_args(argv)
+    results: list[RunResult] = []
+    limited = [r for r in args.rates if r <= RATE_LIMITED]
+    if limited:
+        results += await rate_runs(limited, args.seconds, args.citizens, RATE_LIMITED)
+    above = [r for r in args.rates if r > RATE_LIMITED]
+    if above:
+        results += await rate_runs(above, args.seconds, args.citizens, 2 * max(above))
+    print(f"# Telegram: bot serve (long polling) against the fake Bot API on 127.0.0.1, {args.citizens} chats, "
+          f"{args.seconds:g} s per rate; TELEGRAM_MAX_RATE {RATE_LIMITED:g} up to 30 msg/s, {2 * max(above or [0]):g} above\n")
+    print(table(results, []))
+    if args.kills:
+        offered, lost, doubled = await kill_run(args.kills, args.messages)
+        print(f"\n{args.kills} SIGKILL restarts during {offered} messages (one per chat, 20 msg/s, safety-net mode): "
+              f"lost {lost}, doubled {doubled}")
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

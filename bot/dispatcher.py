@@ -16,7 +16,7 @@ from bot.triage import Context, Decision, Triage
 
 log = logging.getLogger(__name__)
 
-FLOOD_MESSAGES = 8  # this many messages from one chat ...
+FLOOD_MESSAGES = 8  # more than this many messages from one chat (FLOOD_MESSAGES setting) ...
 FLOOD_SECONDS = 30  # ... within this many seconds: one calm note, then quiet (emergencies excepted)
 
 
@@ -38,9 +38,10 @@ class Dispatcher:
 
     def __init__(
         self, handover: HandoverLog, triage: Triage, senders: dict[str, Sender] | None = None,
-        disclosure_pause_hours: float = 24.0,
+        disclosure_pause_hours: float = 24.0, flood_messages: int = FLOOD_MESSAGES,
     ) -> None:
         self.log = handover
+        self.flood_messages = flood_messages
         self.disclosure_pause = timedelta(hours=disclosure_pause_hours)  # silence after which the bot says again it is a bot
         self.triage = triage
         self.senders: dict[str, Sender] = dict(senders or {})
@@ -116,7 +117,7 @@ class Dispatcher:
         """None normally; "note" for the first message past the flood limit; "quiet" after that."""
         since = (datetime.fromisoformat(msg.created_at) - timedelta(seconds=FLOOD_SECONDS)).isoformat(timespec="milliseconds")
         count = self.log.count_inbound_since(conv.id, since)
-        if count <= FLOOD_MESSAGES:
+        if count <= self.flood_messages:
             return None
         noted = conv.meta.get("flood_noted_at")
         return "quiet" if noted and noted >= since else "note"

@@ -49,5 +49,6 @@ class Services:
         """Open the handover log and wire the dispatcher; the web chat is always a channel."""
         triage = build_triage(settings)
         handover = HandoverLog.open(settings.database_path, settings.pseudonym_key)
-        dispatcher = Dispatcher(handover, triage, {"webchat": LogOnlySender()}, settings.disclosure_pause_hours)
+        dispatcher = Dispatcher(handover, triage, {"webchat": LogOnlySender()}, settings.disclosure_pause_hours,
+                                settings.flood_messages)
         return cls(settings, triage, handover, dispatcher)

@@ -93,6 +93,7 @@ class Settings:
     telegram_api_base_url: str = "https://api.telegram.org/bot"
     telegram_webhook_url: str = ""
     telegram_webhook_secret: str = ""
+    telegram_max_rate: float = 30.0  # sendMessage calls per second overall (Telegram's documented limit)
     officer_alert_chat_id: str = ""
     alert_include_text: bool = False
     instagram_verify_token: str = ""
@@ -104,6 +105,7 @@ class Settings:
     messenger_access_token: str = ""
     messenger_page_id: str = "me"
     disclosure_pause_hours: float = 24.0
+    flood_messages: int = 8  # more messages than this from one chat within 30 s: one calm note, then quiet
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -133,6 +135,7 @@ class Settings:
             telegram_api_base_url=get("TELEGRAM_API_BASE_URL", cls.telegram_api_base_url),
             telegram_webhook_url=get("TELEGRAM_WEBHOOK_URL"),
             telegram_webhook_secret=get("TELEGRAM_WEBHOOK_SECRET"),
+            telegram_max_rate=_float(env, "TELEGRAM_MAX_RATE", cls.telegram_max_rate),
             officer_alert_chat_id=get("OFFICER_ALERT_CHAT_ID"),
             alert_include_text=_bool(env, "ALERT_INCLUDE_TEXT", False),
             instagram_verify_token=get("INSTAGRAM_VERIFY_TOKEN"),
@@ -144,6 +147,7 @@ class Settings:
             messenger_access_token=get("MESSENGER_ACCESS_TOKEN"),
             messenger_page_id=get("MESSENGER_PAGE_ID", cls.messenger_page_id),
             disclosure_pause_hours=_float(env, "DISCLOSURE_PAUSE_HOURS", cls.disclosure_pause_hours),
+            flood_messages=_int(env, "FLOOD_MESSAGES", cls.flood_messages),
             graph_api_base_url=get("GRAPH_API_BASE_URL", cls.graph_api_base_url).rstrip("/"),
             graph_api_version=get("GRAPH_API_VERSION", cls.graph_api_version),
             extra=env,
@@ -161,6 +165,10 @@ class Settings:
                 raise SettingsError(f"{name.upper()} must be between 0 and 1, got {value}")
         if self.disclosure_pause_hours <= 0:
             raise SettingsError(f"DISCLOSURE_PAUSE_HOURS must be more than 0, got {self.disclosure_pause_hours}")
+        if self.flood_messages < 1:
+            raise SettingsError(f"FLOOD_MESSAGES must be at least 1, got {self.flood_messages}")
+        if self.telegram_max_rate <= 0:
+            raise SettingsError(f"TELEGRAM_MAX_RATE must be more than 0, got {self.telegram_max_rate}")
         if self.retention_days < 1:
             raise SettingsError(f"RETENTION_DAYS must be at least 1, got {self.retention_days}")
         from bot.duty import DutyHours  # local import: duty imports nothing from here

@@ -99,6 +99,7 @@ class FakeBotApi:
     webhook: dict[str, Any] = field(default_factory=dict)
     webhook_deliveries: list[tuple[int, int]] = field(default_factory=list)  # (update_id, HTTP status)
     webhook_retry_s: float = 0.2
+    on_send: Callable[[dict[str, Any]], None] | None = None  # told of every applied sendMessage (benchmarks)
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(100_000)
@@ -405,6 +406,8 @@ class FakeBotApi:
                   "chat": {"id": chat_id, "type": "private", "first_name": "Bürger"}, "text": plain}
         if connection:
             result["business_connection_id"] = connection
+        if self.on_send is not None:
+            self.on_send(params)
         return result
 
     async def _api_sendChatAction(self, params: dict[str, Any]) -> Any:

@@ -5,11 +5,12 @@ The figures themselves are in bench/RESULTS.md; nothing here asserts a speed.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import yaml
 
-from bench import accuracy_baseline, compare_rasa, rasa_stack, startup
+from bench import accuracy_baseline, compare_rasa, rasa_stack, startup, telegram_load
 from bench.load import bench_texts
 from nlu.examples import read_dir
 from nlu.intents import INTENTS
@@ -56,3 +57,15 @@ def test_the_baseline_is_cross_validated_on_a_small_sample() -> None:
 def test_load_texts_are_the_held_out_and_training_messages() -> None:
     texts = bench_texts()
     assert len(texts) > 2000 and all(isinstance(t, str) and t for t in texts)
+
+
+def test_telegram_load_pairs_every_update_with_its_reply() -> None:
+    results = asyncio.run(telegram_load.rate_runs([10], seconds=1, citizens=5, max_rate=30))
+    (run,) = results
+    assert (run.sent, run.ok, run.failed) == (10, 10, 0)
+    assert all(0 < ms < 30_000 for ms in run.latencies_ms) and run.peak_rss_mb > 300  # the model is loaded
+
+
+def test_telegram_kill_run_counts_lost_and_doubled_replies() -> None:
+    offered, lost, doubled = asyncio.run(telegram_load.kill_run(kills=1, messages=20))
+    assert offered == 20 and lost == 0 and 0 <= doubled <= 1  # at least once: one reply in flight may repeat

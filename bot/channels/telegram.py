@@ -50,7 +50,7 @@ class TelegramChannel:
             request=HTTPXRequest(connection_pool_size=MAX_CONCURRENT_CHATS + 8, read_timeout=10, write_timeout=10),
             get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=10),
         )
-        self.sender = TelegramSender(self.bot, self.log, RateLimiter())
+        self.sender = TelegramSender(self.bot, self.log, RateLimiter(settings.telegram_max_rate))
         self.username: str | None = None
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_CHATS)
         self._locks: dict[str, asyncio.Lock] = {}

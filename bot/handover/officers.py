@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -20,7 +21,12 @@ MIN_PASSWORD_LENGTH = 10
 INITIAL_OFFICER = "officer"
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("no such officer")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown names (made on first use: hashing costs ~0.5 s at start-up)."""
+    return _hasher.hash("no such officer")
 
 
 class OfficerError(ValueError):
@@ -102,7 +108,7 @@ class Officers:
             "SELECT password_hash, locked_until FROM officers WHERE name = ? AND active = 1", [name]
         ).fetchone()
         if row is None:
-            await asyncio.to_thread(_verify, _DUMMY_HASH, password)  # same work as for a real account
+            await asyncio.to_thread(_verify, _dummy_hash(), password)  # same work as for a real account
             raise LoginError("wrong name or password")
         password_hash, locked_until = row
         if locked_until and locked_until > self.log.clock():
