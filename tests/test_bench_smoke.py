@@ -10,7 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from bench import accuracy_baseline, compare_rasa, rasa_stack, startup, telegram_load
+from bench import (accuracy_baseline, compare_rasa, inbox_latency, instagram_load, rasa_stack, startup, telegram_load,
+                   triage_latency)
 from bench.load import bench_texts
 from nlu.examples import read_dir
 from nlu.intents import INTENTS
@@ -69,3 +70,21 @@ def test_telegram_load_pairs_every_update_with_its_reply() -> None:
 def test_telegram_kill_run_counts_lost_and_doubled_replies() -> None:
     offered, lost, doubled = asyncio.run(telegram_load.kill_run(kills=1, messages=20))
     assert offered == 20 and lost == 0 and 0 <= doubled <= 1  # at least once: one reply in flight may repeat
+
+
+def test_inbox_latency_times_reply_stream_and_alert_for_each_emergency(capsys) -> None:
+    asyncio.run(inbox_latency.main(runs=2, use_model=False))
+    out = capsys.readouterr().out
+    for name in ("reply", "sse", "shown", "alert"):
+        assert f"{name:<6} n=  2" in out
+
+
+def test_instagram_load_gets_a_reply_for_every_webhook_message() -> None:
+    result = asyncio.run(instagram_load.run(messages=10, rate=20))
+    assert result["replies"] == 10 and result["ack_p50_ms"] > 0 and result["reply_p99_ms"] >= result["reply_p50_ms"]
+
+
+def test_triage_latency_runs_the_model_over_real_messages(capsys) -> None:
+    asyncio.run(triage_latency.measure(20))
+    out = capsys.readouterr().out
+    assert "triage latency over 20 messages" in out and "peak RSS" in out

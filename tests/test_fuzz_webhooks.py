@@ -66,3 +66,15 @@ def test_well_formed_messages_among_fuzzed_bodies_are_stored(target: Target) -> 
          "message": {"mid": "fuzz-valid-mid-1", "text": "hallo"}}]}]}).encode()
     assert target.post("/instagram/webhook", body, {"X-Hub-Signature-256": sign(SECRET, body)}) == 200
     assert target.stored() == before + 2
+
+
+@pytest.mark.parametrize("chat_id", ['{"a": [{}]}', '"777"', "true", "[1]"])
+def test_a_telegram_message_whose_chat_id_is_no_number_is_refused_and_not_stored(target: Target, chat_id: str) -> None:
+    """Found by the 10,000-body run: PTB took a dict as chat id; the stored reply could never be sent."""
+    from bench.fuzz_webhooks import TG_SECRET
+
+    before = target.stored()
+    body = ('{"update_id": 99000100, "message": {"message_id": 1, "date": 1700000000, "chat": {"id": %s, "type": "private"}, '
+            '"from": {"id": 777, "is_bot": false, "first_name": "A"}, "text": "hallo"}}' % chat_id).encode()
+    assert target.post("/telegram/webhook", body, {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}) == 400
+    assert target.stored() == before

@@ -157,7 +157,10 @@ class TelegramSender:
             self._inflight.pop(message.id, None)
 
     async def _send(self, conversation: Conversation, message: Message) -> str | None:
-        chat_id, connection = parse_chat_key(conversation.chat_id)
+        try:
+            chat_id, connection = parse_chat_key(conversation.chat_id)
+        except ValueError as err:  # cannot happen for updates that passed translate(); never retry it
+            raise SendError(f"not a Telegram chat: {conversation.chat_id!r}", final=True) from err
         parts = split_text(message.text)
         if not parts:
             raise SendError("empty message", final=True)

@@ -81,14 +81,25 @@ def translate(update: Update, bot_username: str | None = None) -> Incoming | Non
         raise MalformedUpdate(f"update {getattr(update, 'update_id', '?')} is malformed: {err}") from err
 
 
+def _checked(value: Any, kind: type, what: str, optional: bool = False) -> Any:
+    """`value` if it has the type the Bot API documents (PTB does not check); ValueError otherwise."""
+    if (value is None and optional) or (isinstance(value, kind) and not isinstance(value, bool)):
+        return value
+    raise ValueError(f"{what} is {type(value).__name__}, not {kind.__name__}")
+
+
 def _translate(update: Update, bot_username: str | None) -> Incoming | None:
     if update.callback_query is not None:
         return _button(update)
     message = update.message or update.edited_message or update.business_message or update.edited_business_message
     if message is None or message.chat.type != "private" or message.from_user is None or message.from_user.is_bot:
         return None
-    connection = message.business_connection_id
-    chat = message.chat.id
+    connection = _checked(message.business_connection_id, str, "business_connection_id", optional=True)
+    chat = _checked(message.chat.id, int, "chat.id")
+    _checked(message.from_user.id, int, "from.id")
+    _checked(message.message_id, int, "message_id")
+    _checked(message.text, str, "text", optional=True)
+    _checked(message.caption, str, "caption", optional=True)
     platform_id = f"m{chat_key(chat, connection)}:{message.message_id}"
     meta: dict[str, Any] = {}
     if message.edit_date is not None:
@@ -130,6 +141,8 @@ def _button(update: Update) -> Incoming | None:
     chat = message.chat if message is not None else None
     if chat is None or chat.type != "private" or not (query.data or "").startswith(TOPIC_PREFIX):
         return None
+    _checked(chat.id, int, "chat.id")
+    _checked(query.from_user.id, int, "from.id")
     intent = query.data[len(TOPIC_PREFIX):]
     label = ""  # the button's label when the message still shows it (the log's text for the press)
     markup = getattr(message, "reply_markup", None)
