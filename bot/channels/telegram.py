@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from telegram import Bot, BotCommand, Update
 from telegram.error import TelegramError
-from telegram.request import HTTPXRequest
 
+from bot.channels.telegram_request import AiohttpRequest
 from bot.channels.telegram_sender import RateLimiter, TelegramSender, with_retries
 from bot.channels.telegram_updates import CHANNEL, Incoming, translate
 from bot.services import Services
@@ -47,8 +47,8 @@ class TelegramChannel:
         self.log = services.handover
         self.bot = bot or Bot(
             settings.telegram_bot_token, base_url=settings.telegram_api_base_url,
-            request=HTTPXRequest(connection_pool_size=MAX_CONCURRENT_CHATS + 8, read_timeout=10, write_timeout=10),
-            get_updates_request=HTTPXRequest(connection_pool_size=2, read_timeout=10),
+            request=AiohttpRequest(connection_pool_size=MAX_CONCURRENT_CHATS + 8, read_timeout=10),
+            get_updates_request=AiohttpRequest(connection_pool_size=2, read_timeout=10),
         )
         self.sender = TelegramSender(self.bot, self.log, RateLimiter(settings.telegram_max_rate))
         self.username: str | None = None
