@@ -85,3 +85,28 @@ async def test_long_replies_are_split_and_html_is_escaped(tmp_path: Path, fake: 
     parts = [p["plain"] for p in fake.sent(27)[1:]]
     assert len(parts) == 5 and all(len(p) <= 4096 for p in parts)  # 16,800 characters
     assert " ".join(parts).split() == text.split()
+
+
+async def test_replies_keep_their_order_per_chat_through_429_500_slow_and_dropped_sends(
+    tmp_path: Path, fake: FakeBotApi, triage_model: Triage
+) -> None:
+    questions = ["Wie kann ich eine Anzeige erstatten?", "Mein Fahrrad wurde geklaut, was nun?",
+                 "Wo ist die nächste Polizeiwache?", "Wie werde ich Polizist?"]
+    fake.fail("sendMessage", 429, retry_after=1)
+    fake.fail("sendMessage", 500, times=2)
+    fake.drop("sendMessage")
+    fake.slow("sendMessage", 0.4, times=2)
+    async with running_bot(bot_settings(tmp_path, fake), triage_model) as services:
+        for text in questions:
+            fake.text(28, text)
+            fake.text(29, text)
+        await fake.wait_for(lambda: len(fake.sent(28)) == len(fake.sent(29)) == len(questions), timeout=40)
+        for chat in ("28", "29"):
+            messages = services.handover.transcript(services.handover.find_conversation("telegram", chat).id)
+            inbound = [m for m in messages if m.direction == "in"]
+            outbound = [m for m in messages if m.direction == "out"]
+            assert [m.text for m in inbound] == questions
+            assert [m.reply_to for m in outbound] == [m.id for m in inbound]  # one reply per question, in order
+            assert [p["plain"] for p in fake.sent(int(chat))] == [m.text for m in outbound]  # delivered in that order
+    outcomes = [c.outcome for c in fake.calls_of("sendMessage", None)]
+    assert {"error 429", "error 500", "dropped"} <= set(outcomes)

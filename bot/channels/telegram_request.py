@@ -2,7 +2,7 @@
 
 PTB's default transport is httpx. Under load the bot spent most of its CPU inside httpx: each
 sendMessage and getUpdates cost about as much as parsing the message with the NLU model. aiohttp
-does the same requests for less (bench/RESULTS.md, section 1b). This is PTB's documented extension
+does the same requests for less (bench/RESULTS.md, section 2). This is PTB's documented extension
 point (telegram.request.BaseRequest): PTB still builds every request and reads every answer.
 """
 
