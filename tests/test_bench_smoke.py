@@ -27,6 +27,13 @@ def test_our_server_answers_every_message_of_a_short_load(tmp_path: Path) -> Non
     assert "| 20 | ours |" in table
 
 
+def test_rasas_own_server_is_trained_from_our_pipeline_and_answers_a_short_load() -> None:
+    """`rasa train` and `rasa run` with config.yml's custom classifier (trained once, cached in bench/out)."""
+    (run,) = compare_rasa.bench_rasa([10], seconds=1, citizens=5)
+    assert (run.sent, run.ok, run.failed) == (10, 10, 0)
+    assert run.cpu_s > 0 and run.peak_rss_mb > 300  # Rasa with its model loaded
+
+
 def test_startup_measures_the_first_emergency_answer_without_a_model(tmp_path: Path) -> None:
     run = startup.our_startup(model=tmp_path / "none.tar.gz", timeout=60)
     assert "110" in run.emergency_reply

@@ -89,6 +89,9 @@ def trained_model(out: Path = OUT, quiet: bool = True) -> Path:
         tail = (result.stdout or b"").decode(errors="replace")[-2000:]
         raise RasaStackError(f"`rasa train` failed ({result.returncode}):\n{tail}")
     print(f"trained Rasa's stack in {time.perf_counter() - started:.0f} s: {model}", file=sys.stderr)
+    for stale in model.parent.glob("rasa-stack-*.tar.gz"):  # models of older data or pipelines
+        if stale != model:
+            stale.unlink()
     return model
 
 
