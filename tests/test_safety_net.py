@@ -39,6 +39,16 @@ from tests.conftest import DATA
         ("hab grad alle tabletten geschluckt", "self_harm"),
         ("i want to kill myself", "self_harm"),
         ("i keep cutting myself", "self_harm"),
+        # rules of 2026-11-22, written after reading what cross-validation missed (new wordings here)
+        ("grade steigt einer bei uns durchs kellerfenster", "emergency"),
+        ("da ist jemand in der wohnung, ich sitz im schrank", "emergency"),
+        ("vorm kiosk wurde einer abgestochen", "emergency"),
+        ("mein sohn ist beim schwimmen im see nicht mehr aufgetaucht", "emergency"),
+        ("ich werde verfolgt, der ist immer noch hinter mir", "emergency"),
+        ("radfahrer angefahren, er liegt neben dem auto", "emergency"),
+        ("niemand würde mich vermissen", "self_harm"),
+        ("das ist die letzte nachricht von mir", "self_harm"),
+        ("ich steh auf der kölnbrücke und spring gleich", "self_harm"),
     ],
 )
 def test_fires_on_clear_emergencies(safety_net: SafetyNet, text: str, intent: str) -> None:
@@ -64,6 +74,11 @@ def test_fires_on_clear_emergencies(safety_net: SafetyNet, text: str, intent: st
         "wie lange dauert die bewerbung bei der polizei",
         "die nachbarn feiern schon wieder bis 3 uhr",
         "can you help me with my report",
+        "meine jacke ist nach der party nicht mehr aufgetaucht",
+        "ich schneide mich ständig beim rasieren",
+        "mein ex bedroht mich mit nachrichten auf whatsapp",
+        "ich hab gedacht ich spring mal kurz zum bäcker",
+        "ich werde im internet verfolgt, was kann ich tun",
         "",
         "😀😀😀",
     ],
