@@ -5,7 +5,7 @@ featurizer's sentence counts are weighted like scikit-learn's TfidfVectorizer(su
 1 + log(count), times the inverse document frequency learnt in training, each featurizer's block
 scaled to unit length. On our data that lifts cross-validated macro-F1 from 0.719 to 0.764
 (README, "Choosing the pipeline"). The coefficients are kept in column-major order so that
-predicting does not copy the whole weight matrix for every message (1.8 ms of 3 ms per parse).
+predicting does not copy the whole weight matrix for every message (about a third of each parse).
 
 config.yml names it `nlu.classifier.TfidfLogisticRegressionClassifier`; Rasa imports it from the
 project root, so training and loading run there (PYTHONPATH for `rasa` commands elsewhere).
