@@ -26,14 +26,12 @@ MAX_BACKOFF_S = 30.0
 
 
 class Poller:
-    """Fetch updates, store them in order, answer them in the background, confirm what is done."""
+    """Fetch updates, store them in order, answer them in the background, confirm what is stored."""
 
     def __init__(self, channel: TelegramChannel, timeout_s: int = POLL_TIMEOUT_S) -> None:
         self.channel = channel
         self.timeout_s = timeout_s
-        self.in_flight: set[int] = set()  # stored, being answered (drained on shutdown)
         self.high = int(channel.log.get_value(OFFSET_KEY) or 0) - 1  # highest update id taken
-        self._progress = asyncio.Event()
         self.stopped = False  # set on shutdown (a cancellation alone can get lost in Python 3.10's wait_for)
 
     @property
@@ -65,8 +63,8 @@ class Poller:
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
                 continue
             fresh = await self._take(updates)
-            if updates and not fresh:  # only updates still being answered: wait for one to finish
-                await self._wait_progress(1.0)
+            if updates and not fresh:  # only updates taken before (the offset should have confirmed them)
+                await asyncio.sleep(1.0)
 
     async def _fetch(self) -> list:
         """One getUpdates call that also confirms everything below the offset."""
@@ -81,7 +79,7 @@ class Poller:
         fresh = 0
         for update in sorted(updates, key=lambda u: u.update_id):
             update_id = update.update_id
-            if update_id <= self.high:  # taken before (being answered or confirmed)
+            if update_id <= self.high:  # taken before (stored)
                 continue
             try:
                 job = await self.channel.accept(update)
@@ -95,7 +93,6 @@ class Poller:
             fresh += 1
             self.high = max(self.high, update_id)
             if job is not None:
-                self.in_flight.add(update_id)
                 task = self.channel.spawn(job)
                 task.add_done_callback(lambda t, i=update_id: self._done(i, t))
         return fresh
@@ -103,16 +100,6 @@ class Poller:
     def _done(self, update_id: int, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("answering Telegram update %s failed", update_id, exc_info=task.exception())
-        self.in_flight.discard(update_id)
-        self._progress.set()
-
-    async def _wait_progress(self, timeout_s: float) -> None:
-        self._progress.clear()
-        timer = asyncio.get_running_loop().call_later(timeout_s, self._progress.set)
-        try:
-            await self._progress.wait()
-        finally:
-            timer.cancel()
 
     async def confirm(self) -> None:
         """Tell Telegram which updates are done (on shutdown, after answers in progress finished)."""
