@@ -188,11 +188,15 @@ class HandoverLog:
         """A context manager: everything inside commits together or not at all (nests)."""
         return self.db.atomic()
 
-    def _select(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-        """Rows of a SELECT as dicts (plain SQL: sqlite-utils' query() wraps each read in a savepoint)."""
+    def _rows(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
+        """Rows of a SELECT as dicts, read lazily (plain SQL: sqlite-utils' query() wraps each read in a savepoint)."""
         cursor = self.db.conn.execute(sql, args)
         keys = [d[0] for d in cursor.description]
-        return [dict(zip(keys, row)) for row in cursor.fetchall()]
+        return (dict(zip(keys, row)) for row in cursor)
+
+    def _select(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """All rows of a SELECT as dicts."""
+        return list(self._rows(sql, args))
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
         """INSERT one row with plain SQL; its id."""
@@ -386,7 +390,5 @@ class HandoverLog:
 
     def iter_messages(self, sql_where: str = "1", args: list[Any] | None = None) -> Iterator[Message]:
         """Messages matching a WHERE clause, oldest first (for exports and reviews)."""
-        cursor = self.db.conn.execute(f"SELECT * FROM messages WHERE {sql_where} ORDER BY id", args or [])
-        keys = [d[0] for d in cursor.description]
-        for row in cursor:  # lazily: an export may walk the whole log
-            yield _message(dict(zip(keys, row)))
+        for row in self._rows(f"SELECT * FROM messages WHERE {sql_where} ORDER BY id", args or []):  # an export may walk the whole log
+            yield _message(row)
