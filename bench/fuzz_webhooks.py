@@ -226,8 +226,9 @@ def fuzz(target: Target, examples: int, webhooks: tuple[str, ...] = ("telegram",
     if not target.healthy():
         raise FuzzFailure("/healthz is not 200 after fuzzing")
     time.sleep(1.0)  # replies to the accepted bodies are sent in the background
-    if target.undeliverable():
-        raise FuzzFailure(f"accepted bodies whose replies cannot be sent: {target.undeliverable()[:5]}")
+    undeliverable = target.undeliverable()
+    if undeliverable:
+        raise FuzzFailure(f"accepted bodies whose replies cannot be sent: {undeliverable[:5]}")
     return statuses
 
 

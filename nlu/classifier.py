@@ -82,11 +82,13 @@ class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
         self.clf.set_params(C=float(self.config["C"]))
         self.idf: list[np.ndarray] = []
 
-    def _weighted(self, messages: list[Message]) -> csr_matrix:
+    @staticmethod
+    def _blocks(messages: list[Message]) -> list[csr_matrix]:
+        """Each featurizer's counts for all messages, one row per message."""
+        return [vstack(column).tocsr() for column in zip(*(sentence_blocks(m) for m in messages))]
+
+    def _weighted(self, blocks: list[csr_matrix]) -> csr_matrix:
         """One weighted row per message: the featurizers' blocks side by side."""
-        blocks = [vstack(column).tocsr() for column in zip(*(sentence_blocks(m) for m in messages))]
-        if not self.idf:  # learn the idf of each block from the training messages
-            self.idf = [inverse_document_frequency(block) for block in blocks]
         if len(blocks) != len(self.idf):
             raise ValueError(f"{len(blocks)} sparse featurizers, the classifier was trained with {len(self.idf)}")
         sublinear = bool(self.config["sublinear_tf"])
@@ -96,7 +98,7 @@ class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
         """The rows to classify (the idf weights come from training)."""
         if not self.idf:
             raise ValueError(f"{self.name} is not trained")
-        return self._weighted(messages)
+        return self._weighted(self._blocks(messages))
 
     def train(self, training_data: TrainingData) -> Resource:
         """Learn the idf weights and the regression; keep the coefficients column-major."""
@@ -104,8 +106,9 @@ class TfidfLogisticRegressionClassifier(LogisticRegressionClassifier):
         if not examples:
             log.debug("no intent examples: %s stays untrained", self.name)
             return self._resource
-        self.idf = []
-        self.clf.fit(self._weighted(examples), [e.get(INTENT) for e in examples])
+        blocks = self._blocks(examples)
+        self.idf = [inverse_document_frequency(block) for block in blocks]
+        self.clf.fit(self._weighted(blocks), [e.get(INTENT) for e in examples])
         self.clf.coef_ = np.asfortranarray(self.clf.coef_)
         self.persist()
         return self._resource
