@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from bot.safety_lexicon import Entry, Lexicon, Tokens, parse_entry, tokenize
+from bot.safety_rules import Guard, Rule, Used, read_rule
 from bot.text import normalise
 
 ESCALATION_INTENTS = ("emergency", "self_harm")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml reads the rules file ten times faster
+SECTIONS = {"words", "guards", "rules", "exceptions", *ESCALATION_INTENTS}
 
 
 class SafetyNetError(ValueError):
-    """The rules file cannot be used."""
+    """The rules file cannot be used; `problems` lists each rule that misses its examples."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -26,22 +34,36 @@ class SafetyHit:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """A hit with the words that made it fire: (word list, word span) pairs; empty for a pattern."""
+
+    hit: SafetyHit
+    tokens: Tokens
+    used: tuple[Used, ...]
+
+
+@dataclass(frozen=True)
 class SafetyNet:
-    """Compiled rules: per intent a list of patterns, plus exceptions that veto a hit."""
+    """Word rules over word lists, then regular-expression patterns, minus exceptions that veto a hit."""
 
     rules: tuple[tuple[str, re.Pattern[str], re.Pattern[str] | None], ...]  # (intent, match, unless)
     exceptions: tuple[re.Pattern[str], ...]
+    word_rules: tuple[Rule, ...] = ()
+    lexicon: Lexicon = field(default_factory=lambda: Lexicon([]))
+    guards: dict[str, Guard] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> "SafetyNet":
-        """Read and compile the rules file (data/safety_net.yml)."""
+        """Read and compile the rules file (data/safety_net.yml); every rule's examples must fire."""
         try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
         except (OSError, yaml.YAMLError) as err:
             raise SafetyNetError(f"{path}: cannot read safety net rules: {err}") from None
         if not isinstance(doc, dict):
             raise SafetyNetError(f"{path}: expected a mapping with {', '.join(ESCALATION_INTENTS)}")
-        rules = []
+        if set(doc) - SECTIONS:
+            raise SafetyNetError(f"{path}: unknown sections {sorted(set(doc) - SECTIONS)} (known: {sorted(SECTIONS)})")
+        patterns = []
         for intent in ESCALATION_INTENTS:
             for rule in doc.get(intent) or []:
                 if isinstance(rule, dict):
@@ -49,25 +71,90 @@ class SafetyNet:
                     if unknown or "match" not in rule:
                         raise SafetyNetError(f"{path}: {intent}: a rule mapping needs 'match' (and may have 'unless'), got {sorted(rule)}")
                     unless = _compile(path, intent, rule["unless"]) if rule.get("unless") else None
-                    rules.append((intent, _compile(path, intent, rule["match"]), unless))
+                    patterns.append((intent, _compile(path, intent, rule["match"]), unless))
                 else:
-                    rules.append((intent, _compile(path, intent, rule), None))
-        if not rules:
+                    patterns.append((intent, _compile(path, intent, rule), None))
+        try:
+            entries, guards = _word_lists(doc.get("words") or {}, doc.get("guards") or {})
+            known = {e.category for e in entries} | set(guards)
+            word_rules = tuple(read_rule(raw, known) for raw in doc.get("rules") or [])
+        except ValueError as err:
+            raise SafetyNetError(f"{path}: {err}") from None
+        if not patterns and not word_rules:
             raise SafetyNetError(f"{path}: no rules for {' or '.join(ESCALATION_INTENTS)}")
         exceptions = tuple(_compile(path, "exceptions", p) for p in doc.get("exceptions") or [])
-        return cls(tuple(rules), exceptions)
+        net = cls(tuple(patterns), exceptions, word_rules, Lexicon(entries), guards)
+        problems = net.rule_problems()
+        if problems:
+            raise SafetyNetError(f"{path}: " + "; ".join(problems), tuple(problems))
+        return net
 
     def check(self, text: str) -> SafetyHit | None:
         """Return the first rule that fires on `text`, or None."""
+        explained = self.explain(text)
+        return explained.hit if explained is not None else None
+
+    def explain(self, text: str) -> Explanation | None:
+        """The first rule that fires on `text` with the words it used, or None."""
         folded = normalise(text)
-        if not folded:
+        if not folded or any(e.search(folded) for e in self.exceptions):
             return None
-        if any(e.search(folded) for e in self.exceptions):
-            return None
+        tokens = tokenize(text)
+        if self.word_rules:
+            found = self.lexicon.scan(tokens)
+            for rule in self.word_rules:
+                used = rule.match(tokens, found, self.guards)
+                if used is not None:
+                    return Explanation(SafetyHit(rule.intent, rule.name), tokens, tuple(used))
         for intent, pattern, unless in self.rules:
             if pattern.search(folded) and not (unless and unless.search(folded)):
-                return SafetyHit(intent, pattern.pattern)
+                return Explanation(SafetyHit(intent, pattern.pattern), tokens, ())
         return None
+
+    def fires(self, rule: Rule, text: str) -> bool:
+        """True when this one rule fires on `text` (exceptions and other rules aside)."""
+        tokens = tokenize(text)
+        return rule.match(tokens, self.lexicon.scan(tokens), self.guards) is not None
+
+    def rule_problems(self) -> list[str]:
+        """Rules that miss one of their own examples or fire on one of their quiet messages."""
+        problems = [f"rule {r.name}: does not fire on its example {t!r}" for r in self.word_rules for t in r.examples if not self.fires(r, t)]
+        problems += [f"rule {r.name}: fires on its quiet message {t!r}" for r in self.word_rules for t in r.quiet if self.fires(r, t)]
+        return problems
+
+
+def _word_lists(words: object, guards: object) -> tuple[list[Entry], dict[str, Guard]]:
+    """Parse the `words` lists and the `guards` (word lists with a scope) into entries."""
+    if not isinstance(words, dict) or not isinstance(guards, dict):
+        raise ValueError("'words' and 'guards' must be mappings of a name to its list")
+    entries: list[Entry] = []
+    for name, items in words.items():
+        entries += [parse_entry(str(name), item, strict=False) for item in _list(name, items)]
+    found: dict[str, Guard] = {}
+    for name, spec in guards.items():
+        if not isinstance(spec, dict) or set(spec) - {"words", "near", "after", "lifted_by"}:
+            raise ValueError(f"guard {name}: a mapping with 'words' (and 'near', 'after' or 'lifted_by')")
+        if name in words:
+            raise ValueError(f"guard {name}: a word list has the same name")
+        entries += [parse_entry(str(name), item, strict=True) for item in _list(name, spec.get("words"))]
+        near = spec.get("near")
+        if near is not None and (not isinstance(near, int) or near < 0):
+            raise ValueError(f"guard {name}: 'near' must be a number of words")
+        lifted = tuple(spec.get("lifted_by") or ())
+        if set(lifted) - set(words):
+            raise ValueError(f"guard {name}: 'lifted_by' names no word list: {sorted(set(lifted) - set(words))}")
+        after = frozenset(normalise(str(w)) for w in spec.get("after") or ())
+        found[str(name)] = Guard(str(name), near, after, lifted)
+    return entries, found
+
+
+def _list(name: object, items: object) -> list[str]:
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"word list {name}: must be a non-empty list")
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"word list {name}: {item!r} is not text (write 'no', 'yes', 'on' in quotes)")
+    return items
 
 
 def _compile(path: Path, section: str, pattern: object) -> re.Pattern[str]:

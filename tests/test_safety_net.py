@@ -58,6 +58,41 @@ def test_fires_on_clear_emergencies(safety_net: SafetyNet, text: str, intent: st
 
 
 @pytest.mark.parametrize(
+    "text, intent",
+    [
+        # the two messages of issue 11 that were handed over instead of escalated
+        ("Hilfe! Mein Mann schlägt mich, er hat ein Messer", "emergency"),
+        ("zwei typen treten auf einen am boden ein, direkt vor dem kiosk", "emergency"),
+        # emergencies without the usual danger words (kinds from issue 11, written here in new words)
+        ("aus der wohnung unter uns kommt so ein verwesungsgeruch, den mieter hat seit wochen keiner gesehen", "emergency"),
+        ("es riecht im flur nach totem tier und die nachbarin öffnet nicht", "emergency"),
+        ("wir haben einen mega knall gehört und seitdem ist es drüben totenstill", "emergency"),
+        ("zwei dunkel gekleidete schleichen gerade durch unseren garten", "emergency"),
+        ("jemand feilt gerade die gitter an unserem kellerfenster durch", "emergency"),
+        ("wir werden gerade ausgeraubt und der kassierer blutet am kopf", "emergency"),
+        ("die haben einen jungen mit gewalt ins auto gesteckt und sind losgefahren", "emergency"),
+        ("ich glaub ich hab k.o. tropfen bekommen, mein kumpel reagiert auch nicht mehr", "emergency"),
+        ("auf insta hat einer gepostet er kommt morgen mit ner knarre in unsere schule", "emergency"),
+        ("geschossen hat da einer gerade, dreimal, vor dem döner", "emergency"),
+        ("schüsse gefallen sind eben am marktplatz", "emergency"),
+        ("wie hast du den tag überstanden als du alles beenden wolltest", "self_harm"),
+        ("ich will mich nur noch verabschieden, passt auf euch auf", "self_harm"),
+        ("danke für alles, ihr werdet nichts mehr von mir hören", "self_harm"),
+        # spelling, word order and English
+        ("MEIN MANN SCHLAGT MICH ER HAT EIN MESSER", "emergency"),
+        ("ein messer hat er und schlägt mich", "emergency"),
+        ("der ist bewustlos und atmet nciht", "emergency"),
+        ("my boyfriend is hitting me and he has a knife", "emergency"),
+        ("i took all my pills", "self_harm"),
+    ],
+)
+def test_fires_on_emergencies_in_their_own_words(safety_net: SafetyNet, text: str, intent: str) -> None:
+    hit = safety_net.check(text)
+    assert hit is not None, text
+    assert hit.intent == intent
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "mein fahrrad wurde gestern geklaut",
@@ -81,6 +116,27 @@ def test_fires_on_clear_emergencies(safety_net: SafetyNet, text: str, intent: st
         "ich werde im internet verfolgt, was kann ich tun",
         "",
         "😀😀😀",
+        # past, reported, hypothetical, habitual, negated, joking: the guards
+        "mein sohn wurde letzte woche auf dem heimweg von drei jugendlichen mit einem messer bedroht, muss ich anzeige erstatten",
+        "ich hab in der zeitung gelesen dass einer mit messer festgenommen wurde",
+        "was soll man tun wenn man sieht dass jemand zusammengeschlagen wird",
+        "darf man ein taschenmesser mit sich führen",
+        "mein vater droht meiner mutter mit dem messer wenn sie ihm widerspricht",
+        "er hat kein messer, er schreit nur",
+        "ich kann nicht mehr 😂😂",
+        "ich bring dich um wenn du das nochmal machst lol",
+        "habt ihr schon mal jemanden erschossen",
+        "mein sohn hat bei fifa zehn tore geschossen",
+        "im kühlschrank riecht es nach verwesung, eklig",
+        "silvester hat es bei uns so laut geknallt, danach war alles still",
+        "ich hab angst vor der prüfung morgen, ich will einfach nur dass es vorbei ist",
+        "ich schreibe eine hausarbeit über suizid bei jugendlichen, habt ihr zahlen",
+        "danke für alles ihr macht einen tollen job, bis bald",
+        "meine katze ist ins wasser gefallen und wieder rausgeklettert, alles gut",
+        "mein sohn hat sich beim fußball das knie aufgeschlagen und blutet ein bisschen",
+        "kann man in der schweiz eine strafanzeige per e-mail einreichen",
+        "die reifen an meinem auto wurden zerstochen",
+        "is it legal to carry a pocket knife in germany",
     ],
 )
 def test_stays_quiet_on_everyday_questions(safety_net: SafetyNet, text: str) -> None:

@@ -1,0 +1,141 @@
+"""Rules over word lists: which lists must meet in one sentence, in any order, and which guards veto them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.safety_lexicon import Tokens
+
+Span = tuple[int, int]  # words [start, end)
+Found = dict[str, list[Span]]
+Used = tuple[str, Span]  # a word list and the words of the message it matched
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A word list that vetoes a rule: in the same sentence, or only `near` words from a matched word."""
+
+    name: str
+    near: int | None = None  # negation: at most this many words before a word the rule needs
+    after: frozenset[str] = frozenset()  # ... or, for these words, right after it ("schlägt mich nicht")
+    lifted_by: tuple[str, ...] = ()  # lists that cancel the guard in a clause the rule matched ("gestern ..., jetzt steht er")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Every `all` group (alternatives joined by |) in one sentence, one of `any` anywhere, no guard of `unless`."""
+
+    name: str
+    intent: str
+    all: tuple[tuple[str, ...], ...]
+    any: tuple[str, ...] = ()
+    unless: tuple[str, ...] = ()
+    scope: str = "sentence"  # sentence | message
+    max_words: int | None = None  # only messages this short ("messer!!", "ich kann nicht mehr")
+    examples: tuple[str, ...] = ()
+    quiet: tuple[str, ...] = ()
+
+    def categories(self) -> set[str]:
+        """Every word list or guard the rule names."""
+        return {c for group in self.all for c in group} | set(self.any) | set(self.unless)
+
+    def match(self, tokens: Tokens, found: Found, guards: dict[str, Guard]) -> list[Used] | None:
+        """The words (with their word lists) that make the rule fire, or None."""
+        if not all(any(c in found for c in group) for group in self.all):
+            return None
+        if self.any and not any(c in found for c in self.any):
+            return None
+        if self.max_words is not None and len(tokens.folded) > self.max_words:
+            return None
+        groups = [[(c, s) for c in group for s in found.get(c, ())] for group in self.all]
+        if self.scope == "message":
+            return self._unit(tokens, found, guards, groups)
+        sentences = set.intersection(*({tokens.sentence_of(s[0]) for _, s in spans} for spans in groups))
+        for sentence in sorted(sentences):
+            inside = [[(c, s) for c, s in spans if tokens.sentence_of(s[0]) == sentence] for spans in groups]
+            spans = self._unit(tokens, found, guards, inside)
+            if spans is not None:
+                return spans
+        return None
+
+    def _unit(self, tokens: Tokens, found: Found, guards: dict[str, Guard], groups: list[list[Used]]) -> list[Used] | None:
+        """Apply the guards to one sentence (or the whole message) whose groups are all present."""
+        for name in self.unless:
+            guard = guards.get(name, Guard(name))
+            if guard.near is not None:
+                vetoes = found.get(name, ())
+                groups = [[(c, s) for c, s in spans if not any(_close(s, v, guard, tokens) for v in vetoes)] for spans in groups]
+        if not all(groups) or not _distinct(groups):
+            return None
+        sentences = {tokens.sentence_of(s[0]) for spans in groups for _, s in spans}
+        clauses = {tokens.clause_of(s[0]) for spans in groups for _, s in spans}
+        for name in self.unless:
+            guard = guards.get(name, Guard(name))
+            if guard.near is not None:
+                continue
+            hit = {tokens.sentence_of(s[0]) for s in found.get(name, ())} & sentences
+            lifted = {tokens.sentence_of(s[0]) for c in guard.lifted_by for s in found.get(c, ()) if tokens.clause_of(s[0]) in clauses}
+            if hit - lifted:
+                return None
+        return [used for spans in groups for used in spans]
+
+
+def _distinct(groups: list[list[Used]], taken: frozenset[int] = frozenset()) -> bool:
+    """True when every group can be given a word of its own ("danke für alles" cannot count twice)."""
+    if not groups:
+        return True
+    return any(_distinct(groups[1:], taken | {span[0]}) for _, span in groups[0] if span[0] not in taken)
+
+
+def _close(span: Span, veto: Span, guard: Guard, tokens: Tokens) -> bool:
+    """True when `veto` stands at most `near` words before `span` in its clause ("kein messer"), or is an `after` word 1 word after it."""
+    if tokens.sentence_of(span[0]) != tokens.sentence_of(veto[0]):
+        return False
+    if veto[1] <= span[0]:
+        between = range(veto[1], span[0] + 1)
+        return span[0] - veto[1] <= (guard.near or 0) and not any(i in tokens.clause_starts for i in between)
+    return veto[0] >= span[1] and veto[0] - span[1] <= 1 and tokens.folded[veto[0]] in guard.after
+
+
+def read_rule(raw: object, known: set[str]) -> Rule:
+    """Build one rule from its YAML mapping; ValueError says what is wrong."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"a rule must be a mapping with name, intent, all, examples; got {raw!r}")
+    name = str(raw.get("name") or "?")
+    unknown_keys = set(raw) - {"name", "intent", "all", "any", "unless", "scope", "max_words", "examples", "quiet"}
+    if unknown_keys:
+        raise ValueError(f"rule {name}: unknown keys {sorted(unknown_keys)}")
+    if raw.get("intent") not in ("emergency", "self_harm"):
+        raise ValueError(f"rule {name}: intent must be emergency or self_harm, got {raw.get('intent')!r}")
+    if raw.get("scope", "sentence") not in ("sentence", "message"):
+        raise ValueError(f"rule {name}: scope must be sentence or message")
+    max_words = raw.get("max_words")
+    if max_words is not None and (not isinstance(max_words, int) or max_words < 1):
+        raise ValueError(f"rule {name}: max_words must be a positive number")
+    groups = tuple(tuple(c.strip() for c in str(g).split("|")) for g in _names(raw.get("all"), name, "all"))
+    rule = Rule(
+        name, raw["intent"], groups, tuple(_names(raw.get("any"), name, "any", optional=True)),
+        tuple(_names(raw.get("unless"), name, "unless", optional=True)), raw.get("scope", "sentence"), max_words,
+        tuple(_texts(raw.get("examples"), name, "examples")), tuple(_texts(raw.get("quiet"), name, "quiet", optional=True)),
+    )
+    missing = sorted(rule.categories() - known)
+    if missing:
+        raise ValueError(f"rule {name}: no word list or guard called {', '.join(missing)}")
+    return rule
+
+
+def _names(value: object, rule: str, key: str, optional: bool = False) -> list[str]:
+    if value is None and optional:
+        return []
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError(f"rule {rule}: '{key}' must be a list of word-list names")
+    return [v.strip() for v in value]
+
+
+def _texts(value: object, rule: str, key: str, optional: bool = False) -> list[str]:
+    if value is None and optional:
+        return []
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        what = "a list of messages" if optional else "a list of at least one message it must fire on"
+        raise ValueError(f"rule {rule}: '{key}' must be {what}")
+    return list(value)
