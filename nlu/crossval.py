@@ -145,7 +145,9 @@ def cross_validate(
         fold_f1.append(fold_scores.macro_f1)
         if progress is not None:
             progress.update(1)  # type: ignore[attr-defined]
-    return CrossValidation(str(config), folds, merge(parts), fold_f1, train_seconds / folds)
+    from bot.services import build_triage
+
+    return CrossValidation(str(config), folds, merge(build_triage(settings), parts), fold_f1, train_seconds / folds)  # type: ignore[arg-type]
 
 
 def progress_bar(total: int) -> object:
