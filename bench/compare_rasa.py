@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.load import ProcStats, RunResult, bench_texts, local_only, offered_load
 from bench.rasa_stack import free_port, start_rasa, trained_model
-from bench.servers import rasa_sender, start_ours, stop, wait_for_mode, webchat_sender
+from bench.servers import NO_WEBCHAT_LIMITS, rasa_sender, start_ours, stop, wait_for_mode, webchat_sender
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -61,7 +61,7 @@ def bench_ours(rates: list[float], seconds: float, citizens: int, model: Path | 
     with tempfile.TemporaryDirectory(prefix="streife-bench-") as tmp:
         # FLOOD_MESSAGES: each of 200 chats writes every 2 s at 100 msg/s; answer every message, as Rasa does
         proc, base = start_ours(Path(tmp) / "bench.sqlite3", model=model, log_file=Path(tmp) / "serve.log",
-                                extra_env={"FLOOD_MESSAGES": "1000"})
+                                extra_env={"FLOOD_MESSAGES": "1000", **NO_WEBCHAT_LIMITS})
         try:
             wait_for_mode(local_only(base), proc, mode)
             return asyncio.run(run_rates("ours", base, proc.pid, webchat_sender, rates, seconds, citizens))

@@ -107,9 +107,8 @@ async def main(runs: int, use_model: bool) -> None:
     app[OFFICERS].add("bench", PASSWORD)
     if use_model:
         started = time.perf_counter()
-        while app[SERVICES].models.model is None and app[SERVICES].models.error is None:
-            await asyncio.sleep(0.2)
-        print(f"model loaded in {time.perf_counter() - started:.1f} s ({app[SERVICES].models.error or 'ok'})")
+        ready = await app[SERVICES].triage.parser.wait_ready(300)
+        print(f"model loaded in {time.perf_counter() - started:.1f} s ({'ok' if ready else app[SERVICES].model_status()['model_error']})")
     reply, sse, shown, alert = [], [], [], []
     officer = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     try:

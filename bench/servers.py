@@ -22,6 +22,10 @@ import aiohttp
 from bench.rasa_stack import free_port, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
+METRICS_TOKEN = "bench-metrics-token"  # lets the bench read /healthz's details (everyone else gets {"status": "ok"})
+# A throughput bench measures the bot, not the web chat's limits on anonymous intake (one address, many chats).
+NO_WEBCHAT_LIMITS = {"WEBCHAT_MESSAGES_PER_MINUTE": "1000000", "WEBCHAT_NEW_CHATS_PER_HOUR": "1000000",
+                     "WEBCHAT_CHAT_KB_PER_HOUR": "1000000", "WEBCHAT_TOTAL_MB_PER_HOUR": "1000000"}
 
 
 class ServerError(RuntimeError):
@@ -34,7 +38,7 @@ def start_ours(database: Path, port: int | None = None, model: Path | None = Non
     port = port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "INSTAGRAM_", "MESSENGER_"))}
     env.update(DATABASE_PATH=str(database), WEB_HOST="127.0.0.1", WEB_PORT=str(port), LOG_LEVEL="WARNING",
-               TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
+               TF_CPP_MIN_LOG_LEVEL="2", METRICS_TOKEN=METRICS_TOKEN, **(extra_env or {}))
     if model is not None:
         env["MODEL_PATH"] = str(model)
     log = open(log_file, "wb") if log_file else subprocess.DEVNULL
@@ -46,7 +50,8 @@ def start_ours(database: Path, port: int | None = None, model: Path | None = Non
 def healthz(base: str) -> dict:
     """GET /healthz as JSON (any status)."""
     try:
-        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+        request = urllib.request.Request(f"{base}/healthz", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        with urllib.request.urlopen(request, timeout=5) as response:
             return json.load(response)
     except urllib.error.HTTPError as err:
         return json.load(err)

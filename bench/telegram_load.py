@@ -33,6 +33,7 @@ import aiohttp
 
 from bench.load import ProcStats, RunResult, offered_load
 from bench.compare_rasa import line, table
+from bench.servers import METRICS_TOKEN
 from tests.fake_bot_api import FakeBotApi, serve_env, start_serve
 
 # Questions the bot answers itself (no handover), so every message has exactly one reply to wait for.
@@ -83,7 +84,8 @@ async def wait_for_model(port: int, timeout_s: float = 180) -> None:
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             try:
-                async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
+                async with session.get(f"http://127.0.0.1:{port}/healthz",
+                                       headers={"Authorization": f"Bearer {METRICS_TOKEN}"}) as response:
                     body = await response.json()
                     if body.get("mode") == "nlu" and not body.get("model_loading"):
                         return
@@ -99,7 +101,7 @@ async def rate_runs(rates: list[float], seconds: float, citizens: int, max_rate:
     replies = Replies(fake)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = serve_env(fake, tmp, TELEGRAM_MAX_RATE=f"{max_rate:g}", FLOOD_MESSAGES="1000")
+        env = serve_env(fake, tmp, TELEGRAM_MAX_RATE=f"{max_rate:g}", FLOOD_MESSAGES="1000", METRICS_TOKEN=METRICS_TOKEN)
         bot = await start_serve(env)
         try:
             await wait_for_model(int(env["WEB_PORT"]))

@@ -11,6 +11,8 @@ from typing import TextIO
 from bot.handover import HandoverError, HandoverLog
 from bot.handover.officers import OfficerError, Officers
 from bot.handover.privacy import delete_citizen, export_citizen
+from bot.handover.queue_view import PAGE_SIZE, queue_view
+from bot.handover.store import CLI_BUSY_MS
 from bot.handover.states import HandoverStates
 from bot.settings import Settings
 
@@ -25,7 +27,9 @@ def add_admin_commands(commands: argparse._SubParsersAction) -> None:
                          ("delete", "erase a citizen's conversations (the audit trail keeps that it happened)")):
         privacy.add_parser(action, help=text).add_argument("citizen", help="the pseudonym, e.g. we-1a2b3c4d5e")
     handover = commands.add_parser("handover", help="conversations with the team").add_subparsers(dest="action", required=True)
-    handover.add_parser("list", help="chats waiting for or with the team")
+    listing = handover.add_parser("list", help="chats waiting for or with the team: every open emergency, then the rest in pages")
+    listing.add_argument("--page", type=int, default=1, help="page of the other chats (default 1)")
+    listing.add_argument("--per-page", type=int, default=PAGE_SIZE, help=f"chats per page (default {PAGE_SIZE})")
     handover.add_parser("show", help="one conversation with its transcript").add_argument("id", type=int)
     handover.add_parser("close", help="hand a chat back to the bot (the citizen is told)").add_argument("id", type=int)
 
@@ -47,7 +51,7 @@ def read_password(stdin: TextIO) -> str:
 
 async def run_admin(args: argparse.Namespace, settings: Settings, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     """Run one admin command against the handover log; errors go to stderr with exit code 1."""
-    log = HandoverLog.open(settings.database_path, settings.pseudonym_key)
+    log = HandoverLog.open(settings.database_path, settings.pseudonym_key, busy_ms=CLI_BUSY_MS)
     try:
         if args.command == "officers":
             Officers(log).add(args.name, read_password(stdin), actor=actor())
@@ -59,10 +63,7 @@ async def run_admin(args: argparse.Namespace, settings: Settings, stdin: TextIO 
             counts = delete_citizen(log, args.citizen, actor())
             print(f"deleted for {args.citizen}: {json.dumps(counts)}", file=stdout)
         elif args.action == "list":
-            for conv in log.conversations(("queued", "claimed")):
-                flag = "EMERGENCY" if conv.priority >= 2 else "handover"
-                print(f"{conv.id}\t{conv.state}\t{flag}\t{conv.channel}\t{conv.citizen}\t{conv.reason or '-'}\t"
-                      f"{conv.officer or '-'}\t{conv.queued_at or '-'}", file=stdout)
+            _list(log, args.page, args.per_page, stdout)
         elif args.action == "show":
             conv = log.conversation(args.id)
             print(json.dumps({k: v for k, v in conv.__dict__.items()}, ensure_ascii=False), file=stdout)
@@ -77,6 +78,25 @@ async def run_admin(args: argparse.Namespace, settings: Settings, stdin: TextIO 
         return 1
     finally:
         log.close()
+
+
+def _list(log: HandoverLog, page: int, per_page: int, stdout: TextIO) -> None:
+    """Every waiting emergency (a client's many grouped, after the single ones), then a page of the rest.
+
+    One line per chat on stdout (tab-separated: id, state, EMERGENCY|handover, channel, citizen, reason,
+    officer, queued at, group); the counts on stderr.
+    """
+    view = queue_view(log, page, max(1, per_page))
+    print(f"{view.emergency_count} open emergencies ({view.grouped_count} of them in {len(view.groups)} groups of one client); "
+          f"{view.waiting_count} other chats waiting, {view.claimed_count} in progress: page {view.page} of {view.pages}",
+          file=sys.stderr)
+    rows = [(c, "-") for c in view.emergencies]
+    rows += [(c, f"{g.label_en} ({g.client})") for g in view.groups for c in g.conversations]
+    rows += [(c, "-") for c in view.waiting + view.claimed]
+    for conv, group in rows:
+        flag = "EMERGENCY" if conv.priority >= 2 else "handover"
+        print(f"{conv.id}\t{conv.state}\t{flag}\t{conv.channel}\t{conv.citizen}\t{conv.reason or '-'}\t"
+              f"{conv.officer or '-'}\t{conv.queued_at or '-'}\t{group}", file=stdout)
 
 
 async def _close(log: HandoverLog, settings: Settings, conversation_id: int, stdout: TextIO) -> None:

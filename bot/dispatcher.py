@@ -1,23 +1,43 @@
-"""The flow of one message: dedupe, log, triage, hand over, send (DESIGN.md)."""
+"""The flow of one message: dedupe, log, triage, hand over, send (DESIGN.md).
+
+The handover log is written first, so a crash loses nothing. A database another process has
+locked must neither freeze the event loop nor delay an emergency: writes that meet the lock are
+retried off the loop (asyncio sleeps between tries), and an emergency whose records cannot be
+written is answered from memory at once; bot/recovery.py writes its records when the database
+takes them again (Unwritten below). Whatever stays undecided or unsent is retried by that one
+recovery loop, for every channel.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
 import logging
+import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from bot.channels.base import SendError, Sender
+from bot.danger_check import Checked
 from bot.handover import Conversation, HandoverLog, Inbound, Message
+from bot.handover.store import is_busy
+from bot.safety_net import ESCALATION_INTENTS
+from bot.text import clean
 from bot.triage import Context, Decision, Triage
+from bot.unwritten import Unwritten, UnwrittenAnswers
+
+if TYPE_CHECKING:
+    from bot.recovery import Recovery
 
 log = logging.getLogger(__name__)
 
 FLOOD_MESSAGES = 8  # more than this many messages from one chat (FLOOD_MESSAGES setting) ...
 FLOOD_SECONDS = 30  # ... within this many seconds: one calm note, then quiet (emergencies excepted)
+WRITE_WAIT_S = 2.0  # how long an ordinary message waits (off the loop) for another process's write lock
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,7 +53,7 @@ class Event:
 Listener = Callable[[Event], Awaitable[None] | None]
 
 
-class Dispatcher:
+class Dispatcher(UnwrittenAnswers):
     """Takes citizens' messages from any channel through triage and the handover log."""
 
     def __init__(
@@ -47,42 +67,101 @@ class Dispatcher:
         self.senders: dict[str, Sender] = dict(senders or {})
         self.listeners: list[Listener] = []
         self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.unwritten: list[Unwritten] = []  # answered emergencies whose records wait for the database
+        self.unrecorded_sent: dict[int, str | None] = {}  # sent replies whose "sent" mark waits for the database
+        self.failed_at: dict[int, float] = {}  # outbound id -> when its last send failed (the recovery loop backs off)
+        self.sending: set[int] = set()  # outbound ids being sent right now
+        self.deciding: set[int] = set()  # inbound ids being decided right now
+        self._provisional = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        from bot.recovery import Recovery  # (it drives this class)
+
+        self.recovery: Recovery = Recovery(self)
+
+    # -- taking a message in ----------------------------------------------------------------
 
     async def handle(self, inbound: Inbound) -> list[Message] | None:
         """Store, decide and answer one message; None when it was a duplicate."""
-        stored = self.receive(inbound)
-        if stored is None:
+        taken = await self.take(inbound)
+        if taken is None:
             return None
-        return await self.process_and_deliver(stored.id)
+        if isinstance(taken, Unwritten):
+            await taken.sent.wait()
+            return []
+        return await self.process_and_deliver(taken.id)
 
     def receive(self, inbound: Inbound) -> Message | None:
         """Write the message to the log first (so a crash loses nothing); None for a duplicate."""
         stored = self.log.record_inbound(inbound)
         if stored is None:
-            log.info("duplicate %s message %s dropped", inbound.channel, inbound.platform_id)
+            log.info("duplicate %s message dropped (%s)", inbound.channel, self.log.pseudonym(inbound.channel, str(inbound.user_id)))
             return None
         return stored.message
+
+    async def take(self, inbound: Inbound) -> Message | Unwritten | None:
+        """Store a message; None for a duplicate. While another process locks the database an
+        emergency is answered from memory at once (an Unwritten comes back), anything else waits
+        up to WRITE_WAIT_S off the loop and then raises (the channel answers 503, the sender retries)."""
+        if inbound.platform_id is not None and any(u.key == (inbound.channel, str(inbound.platform_id)) for u in self.unwritten):
+            return None  # answered from memory already; its record is on its way
+        try:
+            return self.receive(inbound)
+        except sqlite3.OperationalError as err:
+            if not is_busy(err):
+                raise  # read-only, disk full: refused (503), the platform delivers again
+            if self.urgent(inbound.text, inbound.button):
+                return await self._answer_unstored(inbound)
+        return await self.written(lambda: self.receive(inbound))
+
+    def urgent(self, text: str | None, button: str | None = None) -> bool:
+        """True when the safety net fires (or an emergency button was pressed): no model needed to know."""
+        return button in ESCALATION_INTENTS or bool(text and self.triage.safety_net.check(clean(text)) is not None)
+
+    async def written(self, write: Callable[[], T], wait_s: float = WRITE_WAIT_S) -> T:
+        """Run a write; while the database is locked by another process, try again off the loop for up to `wait_s`."""
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + wait_s, 0.01
+        while True:
+            try:
+                return write()
+            except sqlite3.OperationalError as err:
+                if not is_busy(err) or loop.time() + delay > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+    # -- deciding -------------------------------------------------------------------------------
 
     async def process_and_deliver(self, message_id: int) -> list[Message]:
         """Decide on a stored message and send the replies, in order per conversation."""
         conversation_id = self.log.message(message_id).conversation_id
-        async with self._locks[conversation_id]:
-            outbound = await self.process(message_id)
-            return await self.deliver(outbound)
+        self.deciding.add(message_id)
+        try:
+            async with self._locks[conversation_id]:
+                outbound = await self.process(message_id)
+                return await self._deliver(outbound)
+        finally:
+            self.deciding.discard(message_id)
+
+    def _context(self, conv: Conversation | None, created_at: str) -> Context:
+        if conv is None:
+            return Context(first_contact=True)
+        replied_before = self.log.has_bot_reply(conv.id)
+        pause_start = (datetime.fromisoformat(created_at) - self.disclosure_pause).isoformat(timespec="milliseconds")
+        return Context(
+            recent_actions=self.log.recent_actions(conv.id),
+            first_contact=not self.log.has_bot_reply(conv.id, since=pause_start),  # first contact or a long pause
+            language=conv.language if replied_before else None,
+            checked=Checked.from_meta(conv.meta.get("checked")),
+        )
 
     async def process(self, message_id: int) -> list[int]:
         """Triage a stored inbound message; store the decision and the replies together."""
         msg = self.log.message(message_id)
-        if msg.status != "received":
+        if msg.status != "received" or any(u.message_id == msg.id for u in self.unwritten):
             return []
         conv = self.log.conversation(msg.conversation_id)
-        replied_before = self.log.has_bot_reply(conv.id)
-        pause_start = (datetime.fromisoformat(msg.created_at) - self.disclosure_pause).isoformat(timespec="milliseconds")
-        context = Context(
-            recent_actions=self.log.recent_actions(conv.id),
-            first_contact=not self.log.has_bot_reply(conv.id, since=pause_start),  # first contact or a long pause
-            language=conv.language if replied_before else None,
-        )
+        context = self._context(conv, msg.created_at)
         if msg.text or msg.kind in ("text", "button"):
             decision = await self.triage.decide(msg.text, context, button=msg.meta.get("button"))
         else:
@@ -96,21 +175,41 @@ class Dispatcher:
             replies.append((self.triage.responses.system_text("flood", decision.language), {}))
         elif not conv.with_officer and flooding is None:
             replies.append((decision.reply, {"buttons": [list(b) for b in decision.buttons]} if decision.buttons else {}))
+        try:
+            if decision.escalated:  # an emergency never waits for a lock: one try, then it is answered from memory
+                ids = self._record(msg, conv, decision, replies, queue_action, flooding)
+            else:
+                ids = await self.written(lambda: self._record(msg, conv, decision, replies, queue_action, flooding))
+        except sqlite3.OperationalError as err:
+            if not decision.escalated:
+                log.error("decision on %s message %s not stored (%s); the recovery loop tries again", msg.channel, msg.id, err)
+                raise
+            log.error("emergency in %s chat %s answered; its records wait for the database (%s)", msg.channel, conv.citizen, err)
+            item = Unwritten(msg.channel, conv.chat_id, None, msg.id, decision, replies, queue_action)
+            self._register(item, conv)
+            return []
+        conv = self.log.conversation(conv.id)
+        await self.emit(Event("message", conv, self.log.message(msg.id), decision))
+        if queue_action:
+            await self.emit(Event("escalated" if decision.escalated else "queued", conv, self.log.message(msg.id), decision))
+        return ids
+
+    def _record(self, msg: Message, conv: Conversation, decision: Decision, replies: list[tuple[str, dict[str, Any]]],
+                queue_action: str | None, flooding: str | None) -> list[int]:
+        """Store a decision and its replies (pending) in one transaction; the replies' ids."""
         ids: list[int] = []
         with self.log.transaction():
             self.log.record_decision(msg.id, decision.intent or None, decision.confidence if decision.intent else None, decision.action)
             if decision.text:
                 self.log.update_conversation(conv.id, language=decision.language)
+            if decision.checked is not None:  # what "in danger?" asked about, for the citizen's answer
+                self.log.update_conversation(conv.id, meta={"checked": decision.checked.as_meta()})
             for text, meta in replies:
                 ids.append(self.log.add_outbound(conv.id, text, "bot", reply_to=msg.id, meta=meta))
             if queue_action:
-                conv = self.log.queue(conv.id, queue_action, decision.intent or queue_action)
+                self.log.queue(conv.id, queue_action, decision.intent or queue_action)
             if flooding == "note":
                 self.log.update_conversation(conv.id, meta={"flood_noted_at": msg.created_at})
-        conv = self.log.conversation(conv.id)
-        await self.emit(Event("message", conv, self.log.message(msg.id), decision))
-        if queue_action:
-            await self.emit(Event("escalated" if decision.escalated else "queued", conv, self.log.message(msg.id), decision))
         return ids
 
     def _flooding(self, conv: Conversation, msg: Message) -> str | None:
@@ -122,10 +221,25 @@ class Dispatcher:
         noted = conv.meta.get("flood_noted_at")
         return "quiet" if noted and noted >= since else "note"
 
+    # -- sending --------------------------------------------------------------------------------
+
     async def deliver(self, outbound_ids: list[int]) -> list[Message]:
-        """Send stored replies through their conversation's channel; failures stay pending."""
+        """Send stored replies through their conversation's channel, in order per conversation; failures stay pending."""
+        by_conversation: dict[int, list[int]] = {}
+        for message_id in outbound_ids:
+            by_conversation.setdefault(self.log.message(message_id).conversation_id, []).append(message_id)
+        sent: list[Message] = []
+        for conversation_id, ids in by_conversation.items():
+            async with self._locks[conversation_id]:
+                sent += await self._deliver(ids)
+        return sent
+
+    async def _deliver(self, outbound_ids: list[int]) -> list[Message]:
+        """Send stored replies (the conversation's lock is held)."""
         sent = []
         for message_id in outbound_ids:
+            if message_id in self.sending or message_id in self.unrecorded_sent:
+                continue
             msg = self.log.message(message_id)
             if msg.status != "pending":
                 continue
@@ -134,26 +248,44 @@ class Dispatcher:
             if sender is None:
                 log.error("no sender for channel %s; message %s stays pending", conv.channel, msg.id)
                 continue
+            self.sending.add(msg.id)
             try:
                 platform_id = await sender.send(conv, msg)
             except SendError as err:
-                self.log.mark_failed(msg.id, str(err), final=err.final)
-                log.warning("sending message %s to %s failed: %s", msg.id, conv.citizen, err)
+                self._failed(msg, conv, err)
                 continue
-            self.log.mark_sent(msg.id, platform_id)
+            finally:
+                self.sending.discard(msg.id)
+            if not self._mark_sent(msg.id, platform_id):
+                continue
             sent.append(self.log.message(msg.id))
             await self.emit(Event("sent", conv, sent[-1]))
         return sent
 
+    def _failed(self, msg: Message, conv: Conversation, err: SendError) -> None:
+        """Record a failed send; the recovery loop tries again later unless it was final."""
+        log.warning("sending message %s to %s failed: %s", msg.id, conv.citizen, err)
+        self.failed_at[msg.id] = asyncio.get_running_loop().time()
+        try:
+            self.log.mark_failed(msg.id, str(err), final=err.final)
+        except sqlite3.OperationalError as db_err:
+            log.error("could not record the failed send of message %s (%s); it stays pending", msg.id, db_err)
+
+    def _mark_sent(self, message_id: int, platform_id: str | None) -> bool:
+        """Record a delivery; if the database refuses, keep it in memory (never send twice) for the recovery loop."""
+        self.failed_at.pop(message_id, None)
+        try:
+            self.log.mark_sent(message_id, platform_id)
+            return True
+        except sqlite3.OperationalError as err:
+            self.unrecorded_sent[message_id] = platform_id
+            log.error("message %s was sent but could not be recorded (%s); recorded later", message_id, err)
+            self.recovery.wake()
+            return False
+
     async def recover(self) -> int:
-        """After a restart: decide on stored but undecided messages and resend what is pending."""
-        count = 0
-        for msg in self.log.unprocessed_inbound():
-            await self.process_and_deliver(msg.id)
-            count += 1
-        pending = [m.id for m in self.log.pending_outbound()]
-        await self.deliver(pending)
-        return count + len(pending)
+        """Decide on stored but undecided messages and send what is pending, now (escalations first)."""
+        return await self.recovery.run_once(everything_due=True)
 
     async def emit(self, event: Event) -> None:
         """Tell the listeners (inbox live view, alerts, metrics); a failing listener never stops a reply."""
@@ -164,4 +296,3 @@ class Dispatcher:
                     await result
             except Exception:  # a broken screen must never stop a reply
                 log.exception("event listener failed for %s", event.kind)
-

@@ -13,6 +13,13 @@ PLACEHOLDERS = frozenset(
     {"team_name", "privacy", "online_report", "station_finder", "non_emergency_phone", "wait_hint", "back_at"}
 )
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+# The check's two buttons when responses.yml has none (labels max 24 characters).
+CHECK_LABELS = {
+    "danger": {"de": "🚨 Ja, gerade in Gefahr", "en": "🚨 Yes, in danger now"},
+    "safe": {"de": "Nein", "en": "No"},
+}
+# System texts triage cannot do without (clarify, check and handover replies are made of them).
+CHECK_SYSTEM_TEXTS = frozenset({"emergency_line", "check", "check_no", "check_handover"})
 
 
 class ResponsesError(ValueError):
@@ -51,6 +58,7 @@ class Responses:
     system: dict[str, dict[str, str]]
     topics: tuple[dict[str, str], ...]
     handoff_label: dict[str, str]
+    check_labels: dict[str, dict[str, str]]  # "danger" and "safe": the two buttons under a check
     start: dict[str, str]
     help: dict[str, str]
     values: dict[str, dict[str, str]]
@@ -65,6 +73,7 @@ class Responses:
             system=doc.get("system") or {},
             topics=tuple(doc.get("topics") or ()),
             handoff_label=doc.get("handoff_label") or {"de": "Mit einem Menschen sprechen", "en": "Talk to a person"},
+            check_labels=doc.get("check_buttons") or dict(CHECK_LABELS),
             start=doc.get("start") or {},
             help=doc.get("help") or {},
             values=_department_values(department or {}),
@@ -77,6 +86,10 @@ class Responses:
         groups = {f"intents.{k}": v for k, v in self.intents.items()}
         groups.update({f"system.{k}": v for k, v in self.system.items()})
         groups.update({"start": self.start, "help": self.help})
+        groups.update({f"check_buttons.{k}": self.check_labels.get(k) for k in CHECK_LABELS})
+        missing = sorted(CHECK_SYSTEM_TEXTS - set(self.system))
+        if missing:
+            raise ResponsesError(f"{path}: system texts missing: {', '.join(missing)}")
         for name, texts in groups.items():
             for language in LANGUAGES:
                 text = (texts or {}).get(language)
@@ -105,6 +118,10 @@ class Responses:
     def help_text(self, language: str) -> str:
         """The /help text."""
         return self._render(self.help, language, {})
+
+    def check_label(self, which: str, language: str) -> str:
+        """The label of the check's "danger" or "safe" button."""
+        return self.check_labels[which][language].strip()
 
     def topic_buttons(self, language: str) -> list[tuple[str, str]]:
         """(label, intent) pairs for topic buttons."""

@@ -18,5 +18,8 @@ def serve(settings: Settings) -> int:
     log.info("serving on http://%s:%s", settings.web_host, settings.web_port)
     local = f"http://{settings.web_host}:{settings.web_port}"
     print(f"streife läuft / is running:\n  web chat: {local}/\n  inbox:    {local}/inbox", flush=True)
-    web.run_app(app, host=settings.web_host, port=settings.web_port, print=None, access_log=None)
+    # No request body is ever inflated: browsers, Telegram and Meta send none compressed, and inflating
+    # an attacker's gzip bodies (even past the 1 MiB limit, while the 413 lingers) stalled every
+    # channel's emergencies for seconds (bench/attack.py, H3). A compressed body is a 400.
+    web.run_app(app, host=settings.web_host, port=settings.web_port, print=None, access_log=None, auto_decompress=False)
     return 0

@@ -12,21 +12,21 @@ from bot.handover import HandoverLog
 from bot.responses import Responses
 from bot.safety_net import SafetyNet
 from bot.settings import Settings
-from bot.triage import Triage
-from nlu.model import ModelHolder
+from bot.triage import Parser, Triage
 
 log = logging.getLogger(__name__)
 
 
-def build_triage(settings: Settings, models: ModelHolder | None = None) -> Triage:
-    """Triage with the texts and rules from settings.data_dir; the model is loaded separately."""
+def build_triage(settings: Settings, parser: Parser | None = None) -> Triage:
+    """Triage with the texts and rules from settings.data_dir; the model answers from the NLU workers."""
     return Triage(
         responses=Responses.load(settings.data_dir),
         safety_net=SafetyNet.load(settings.data_dir / "safety_net.yml"),
-        models=models or ModelHolder(),
+        parser=parser,
         duty=DutyHours.parse(settings.duty_hours, settings.timezone),
         confidence_threshold=settings.confidence_threshold,
         escalation_threshold=settings.escalation_threshold,
+        check_threshold=settings.check_threshold,
     )
 
 
@@ -39,10 +39,15 @@ class Services:
     handover: HandoverLog
     dispatcher: Dispatcher
 
-    @property
-    def models(self) -> ModelHolder:
-        """The NLU model holder (None inside: safety-net mode)."""
-        return self.triage.models
+    def model_status(self) -> dict[str, object]:
+        """The NLU side's state for /healthz: which model answers, or why none does."""
+        parser = self.triage.parser
+        status = getattr(parser, "status", None)
+        if callable(status):
+            return status()
+        ready = parser is not None and parser.ready
+        return {"mode": "nlu" if ready else "safety_net", "model_version": None, "model_loading": False,
+                "model_error": None, "model_rejected": None}
 
     @classmethod
     def build(cls, settings: Settings) -> "Services":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,9 +84,14 @@ class Settings:
     public_url: str = ""
     duty_hours: str = "Mo-Fr 08:00-16:00"
     timezone: str = "Europe/Berlin"
-    confidence_threshold: float = 0.5
-    escalation_threshold: float = 0.35
+    # Chosen on cross-validation (nlu/calibrate.py's rules; README "Thresholds"), never on real messages.
+    confidence_threshold: float = 0.3
+    escalation_threshold: float = 0.56
+    check_threshold: float = 0.22  # danger this likely (below ESCALATION_THRESHOLD): ask "in danger?"
     model_watch_seconds: float = 5.0  # poll the model file for a new version (0: only SIGHUP)
+    nlu_python: Path = ROOT / ".venv-nlu" / "bin" / "python"  # the Rasa side's interpreter (nlu/worker.py)
+    nlu_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes: one per core
+    nlu_deadline: float = 2.0  # seconds a parse may take; past that triage decides without the model
     retention_days: int = 30
     pseudonym_key: str = ""
     log_level: str = "INFO"
@@ -106,6 +112,13 @@ class Settings:
     messenger_page_id: str = "me"
     disclosure_pause_hours: float = 24.0
     flood_messages: int = 8  # more messages than this from one chat within 30 s: one calm note, then quiet
+    metrics_token: str = ""  # bearer token for /metrics and the detailed /healthz (officers may read them too)
+    trusted_proxies: tuple[str, ...] = ()  # reverse proxies whose X-Forwarded-For names the client
+    webchat_messages_per_minute: int = 20  # per web chat; more are refused (emergencies excepted)
+    webchat_new_chats_per_hour: int = 30  # new web chats per client address
+    webchat_chat_kb_per_hour: int = 64  # text stored per web chat
+    webchat_total_mb_per_hour: int = 20  # text stored for all web chats together
+    webchat_streams: int = 500  # open live streams of web chat pages overall
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -127,7 +140,11 @@ class Settings:
             timezone=get("TIMEZONE", cls.timezone),
             confidence_threshold=_float(env, "CONFIDENCE_THRESHOLD", cls.confidence_threshold),
             escalation_threshold=_float(env, "ESCALATION_THRESHOLD", cls.escalation_threshold),
+            check_threshold=_float(env, "CHECK_THRESHOLD", cls.check_threshold),
             model_watch_seconds=_float(env, "MODEL_WATCH_SECONDS", cls.model_watch_seconds),
+            nlu_python=_path(env, "NLU_PYTHON", cls.nlu_python),
+            nlu_workers=_int(env, "NLU_WORKERS", os.cpu_count() or 1),
+            nlu_deadline=_float(env, "NLU_DEADLINE", cls.nlu_deadline),
             retention_days=_int(env, "RETENTION_DAYS", cls.retention_days),
             pseudonym_key=get("PSEUDONYM_KEY"),
             log_level=get("LOG_LEVEL", cls.log_level).upper(),
@@ -148,6 +165,13 @@ class Settings:
             messenger_page_id=get("MESSENGER_PAGE_ID", cls.messenger_page_id),
             disclosure_pause_hours=_float(env, "DISCLOSURE_PAUSE_HOURS", cls.disclosure_pause_hours),
             flood_messages=_int(env, "FLOOD_MESSAGES", cls.flood_messages),
+            metrics_token=get("METRICS_TOKEN"),
+            trusted_proxies=tuple(p.strip() for p in get("TRUSTED_PROXIES").split(",") if p.strip()),
+            webchat_messages_per_minute=_int(env, "WEBCHAT_MESSAGES_PER_MINUTE", cls.webchat_messages_per_minute),
+            webchat_new_chats_per_hour=_int(env, "WEBCHAT_NEW_CHATS_PER_HOUR", cls.webchat_new_chats_per_hour),
+            webchat_chat_kb_per_hour=_int(env, "WEBCHAT_CHAT_KB_PER_HOUR", cls.webchat_chat_kb_per_hour),
+            webchat_total_mb_per_hour=_int(env, "WEBCHAT_TOTAL_MB_PER_HOUR", cls.webchat_total_mb_per_hour),
+            webchat_streams=_int(env, "WEBCHAT_STREAMS", cls.webchat_streams),
             graph_api_base_url=get("GRAPH_API_BASE_URL", cls.graph_api_base_url).rstrip("/"),
             graph_api_version=get("GRAPH_API_VERSION", cls.graph_api_version),
             extra=env,
@@ -159,7 +183,7 @@ class Settings:
         """Raise SettingsError for values that cannot work."""
         if not 0 < self.web_port < 65536:
             raise SettingsError(f"WEB_PORT must be between 1 and 65535, got {self.web_port}")
-        for name in ("confidence_threshold", "escalation_threshold"):
+        for name in ("confidence_threshold", "escalation_threshold", "check_threshold"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise SettingsError(f"{name.upper()} must be between 0 and 1, got {value}")
@@ -167,8 +191,21 @@ class Settings:
             raise SettingsError(f"DISCLOSURE_PAUSE_HOURS must be more than 0, got {self.disclosure_pause_hours}")
         if self.flood_messages < 1:
             raise SettingsError(f"FLOOD_MESSAGES must be at least 1, got {self.flood_messages}")
+        for name in ("webchat_messages_per_minute", "webchat_new_chats_per_hour", "webchat_chat_kb_per_hour",
+                     "webchat_total_mb_per_hour", "webchat_streams"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name.upper()} must be at least 1, got {getattr(self, name)}")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_address(proxy)
+            except ValueError:
+                raise SettingsError(f"TRUSTED_PROXIES must be IP addresses separated by commas, got {proxy!r}") from None
         if self.telegram_max_rate <= 0:
             raise SettingsError(f"TELEGRAM_MAX_RATE must be more than 0, got {self.telegram_max_rate}")
+        if not 1 <= self.nlu_workers <= 64:
+            raise SettingsError(f"NLU_WORKERS must be between 1 and 64, got {self.nlu_workers}")
+        if not 0 < self.nlu_deadline <= 60:
+            raise SettingsError(f"NLU_DEADLINE must be more than 0 and at most 60 seconds, got {self.nlu_deadline}")
         if self.retention_days < 1:
             raise SettingsError(f"RETENTION_DAYS must be at least 1, got {self.retention_days}")
         from bot.duty import DutyHours  # local import: duty imports nothing from here

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Protocol
 
+from bot.danger_check import CHECK_NO, Checked, answer_to_check
 from bot.duty import DutyHours
 from bot.language import detect_language
 from bot.responses import Responses
 from bot.safety_net import ESCALATION_INTENTS, SafetyNet
 from bot.text import clean
-from nlu.model import ModelHolder, Parse
+from nlu.parse import Parse
 
-ACTIONS = ("answer", "escalate", "handover", "clarify")
+ACTIONS = ("answer", "escalate", "handover", "clarify", "check")
+CALM_LINE_ACTIONS = frozenset({"clarify", "check", "handover"})  # replies that end with the one calm 110 line
 HANDOVER_INTENTS = frozenset({"human_handoff", "tip_off", "domestic_violence"})
 CLARIFY_INTENTS = frozenset({"out_of_scope", "nlu_fallback"})
 FALLBACK = "nlu_fallback"
@@ -27,6 +29,17 @@ def asks_for_person(text: str) -> bool:
     return text.strip(" .!\"'„“").lower() in HANDOFF_WORDS
 
 
+class Parser(Protocol):
+    """Where triage gets the model's reading: the NLU workers (bot/nlu_client.py) or a model in process."""
+
+    @property
+    def ready(self) -> bool:
+        """A model is loaded and answering."""
+
+    async def parse(self, text: str, urgent: bool = False) -> Parse | None:
+        """The model's reading, or None when it has none in time."""
+
+
 @dataclass(frozen=True)
 class Context:
     """What triage needs to know about the conversation besides the message."""
@@ -34,6 +47,7 @@ class Context:
     recent_actions: tuple[str, ...] = ()  # the bot's earlier actions in this chat, oldest first
     first_contact: bool = False  # the citizen writes for the first time: say it is a bot
     language: str | None = None  # the language the citizen used before, if known
+    checked: Checked | None = None  # what the bot's last `check` asked about (kept in the conversation's meta)
 
 
 @dataclass(frozen=True)
@@ -46,9 +60,10 @@ class Decision:
     action: str
     reply: str
     language: str
-    source: str = "model"  # model | safety_net | button | no_model | empty
+    source: str = "model"  # model | safety_net | button | check (a typed answer to a check) | no_model | empty
     rule: str | None = None  # the safety-net rule that fired
     buttons: tuple[tuple[str, str], ...] = field(default=())  # (label, intent) topic buttons
+    checked: Checked | None = None  # set on a `check`: what to keep until the citizen answers
 
     @property
     def escalated(self) -> bool:
@@ -78,26 +93,34 @@ class Triage:
         self,
         responses: Responses,
         safety_net: SafetyNet,
-        models: ModelHolder,
+        parser: Parser | None,
         duty: DutyHours,
         confidence_threshold: float = 0.5,
         escalation_threshold: float = 0.35,
+        check_threshold: float = 0.15,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     ) -> None:
         self.responses = responses
         self.safety_net = safety_net
-        self.models = models
+        self.parser = parser
         self.duty = duty
         self.confidence_threshold = confidence_threshold
         self.escalation_threshold = escalation_threshold
+        self.check_threshold = check_threshold  # danger at least this likely, below escalation_threshold: ask
         self.clock = clock
 
     async def decide(self, text: str, context: Context = Context(), button: str | None = None) -> Decision:
-        """Decide on one message; `button` is the intent of a pressed topic button."""
+        """Decide on one message; `button` is the intent of a pressed topic button.
+
+        The safety net decides first: an escalation never waits for the model. Otherwise the
+        model is asked with its deadline; without an answer the message goes to a person.
+        """
         text = clean(text)
-        model = self.models.model
-        parse = await model.parse(text) if model is not None and text and button is None and not asks_for_person(text) else None
-        return self.decide_with(text, context, parse, model_ready=model is not None, button=button)
+        answers_check = context.recent_actions[-1:] == ("check",) and answer_to_check(text) is not None
+        if button is not None or not text or asks_for_person(text) or answers_check or self.safety_net.check(text) is not None:
+            return self.decide_with(text, context, None, model_ready=True, button=button)
+        parse = await self.parser.parse(text) if self.parser is not None else None
+        return self.decide_with(text, context, parse, model_ready=parse is not None, button=button)
 
     def decide_with(
         self,
@@ -107,7 +130,12 @@ class Triage:
         model_ready: bool = True,
         button: str | None = None,
     ) -> Decision:
-        """Decide from an already computed model parse (None: no model)."""
+        """Decide from an already computed model parse (None: no model).
+
+        The model's confidence for the likelier of emergency and self_harm decides first: at least
+        escalation_threshold escalates; at least check_threshold asks "in danger?" (`check`),
+        and right after a check it escalates, as does a typed "ja"/"yes" or the danger button.
+        """
         text = clean(text)
         language = detect_language(text, default=context.language or "de")
         hit = self.safety_net.check(text)
@@ -118,16 +146,30 @@ class Triage:
             return self._decision(text, intent, confidence, "escalate", language, context, "safety_net", hit.rule)
         if button is None and asks_for_person(text):
             button = "human_handoff"
+        after_check = context.recent_actions[-1:] == ("check",)
+        answer = answer_to_check(text) if after_check and button is None else None
+        if button == CHECK_NO or answer == "no":
+            return self._not_in_danger(text, language, context, "button" if button else "check")
+        if answer == "yes":
+            asked_about = context.checked.danger if context.checked else "emergency"
+            return self._decision(text, asked_about, 1.0, "escalate", language, context, "check")
         if button is not None and button in self.responses.intents:
             return self._by_intent(text, button, 1.0, language, context, "button")
         if not text:
             return self._decision(text, FALLBACK, 0.0, "clarify", language, context, "empty")
+        if answer == "unsure":
+            return self._decision(text, FALLBACK, 0.0, "handover", language, context, "check")
         if parse is None:
             source = "no_model" if not model_ready else "model"
             return self._decision(text, FALLBACK, 0.0, "handover", language, context, source)
         escalation = max(ESCALATION_INTENTS, key=parse.confidence_of)
-        if parse.confidence_of(escalation) >= self.escalation_threshold:
-            return self._decision(text, escalation, parse.confidence_of(escalation), "escalate", language, context, "model")
+        danger = parse.confidence_of(escalation)
+        if danger >= self.escalation_threshold or (after_check and danger >= self.check_threshold):
+            return self._decision(text, escalation, danger, "escalate", language, context, "model")
+        if danger >= self.check_threshold:
+            other = next(((n, c) for n, c in parse.ranking if n not in ESCALATION_INTENTS and n != FALLBACK), (FALLBACK, 0.0))
+            checked = Checked(escalation, *other) if parse.intent != FALLBACK else Checked(escalation, FALLBACK, parse.confidence)
+            return self._decision(text, escalation, danger, "check", language, context, "model", checked=checked)
         intent, confidence = next(
             ((name, conf) for name, conf in parse.ranking if name != FALLBACK), (parse.intent, parse.confidence)
         )
@@ -135,16 +177,38 @@ class Triage:
             intent = FALLBACK if intent != "out_of_scope" else intent
         return self._by_intent(text, intent, confidence, language, context, "model")
 
-    def _by_intent(self, text: str, intent: str, confidence: float, language: str, context: Context, source: str) -> Decision:
+    def _by_intent(
+        self, text: str, intent: str, confidence: float, language: str, context: Context, source: str, opening: str | None = None
+    ) -> Decision:
         if intent in ESCALATION_INTENTS:
             action = "escalate"
         elif intent in HANDOVER_INTENTS:
             action = "handover"
-        elif intent in CLARIFY_INTENTS:
-            action = "handover" if context.recent_actions[-1:] == ("clarify",) else "clarify"
+        elif intent in CLARIFY_INTENTS:  # unclear twice in a row, or unclear after "in danger?": a person looks
+            action = "handover" if opening or context.recent_actions[-1:] in (("clarify",), ("check",)) else "clarify"
         else:
             action = "answer"
-        return self._decision(text, intent, confidence, action, language, context, source)
+        return self._decision(text, intent, confidence, action, language, context, source, opening=opening)
+
+    def _not_in_danger(self, text: str, language: str, context: Context, source: str) -> Decision:
+        """The citizen says no to "in danger?": thank them, then go on as a person would.
+
+        When the model's best reading of the checked message besides danger was clear (an intent
+        with a reply, at least confidence_threshold, not out_of_scope or nlu_fallback), the bot
+        gives that reply: an answer, or a handover for handover intents. Otherwise (unclear, or
+        the reading is unknown) a person looks at the chat: queued, with the calm 110 line. The
+        message worried the model, so the bot does not ask the citizen to rephrase it.
+        """
+        checked = context.checked
+        if (
+            checked is not None
+            and checked.intent in self.responses.intents
+            and checked.intent not in CLARIFY_INTENTS
+            and checked.intent not in ESCALATION_INTENTS
+            and checked.confidence >= self.confidence_threshold
+        ):
+            return self._by_intent(text, checked.intent, checked.confidence, language, context, source, opening="check_no")
+        return self._by_intent(text, FALLBACK, checked.confidence if checked else 0.0, language, context, source, opening="check_no")
 
     def _decision(
         self,
@@ -156,10 +220,16 @@ class Triage:
         context: Context,
         source: str,
         rule: str | None = None,
+        opening: str | None = None,
+        checked: Checked | None = None,
     ) -> Decision:
+        """Compose the reply; `opening` names a system text that goes first (e.g. the thanks after "no")."""
         r, parts, buttons = self.responses, [], ()
         if action == "escalate":
             parts = [r.system_text("emergency_prompt", language), r.intent(intent, language), r.system_text("escalate_alerted", language)]
+        elif action == "check":
+            parts = [r.system_text("check", language)]
+            buttons = ((r.check_label("danger", language), intent), (r.check_label("safe", language), CHECK_NO))
         elif action == "clarify":
             parts = [r.intent(intent, language) if intent == "out_of_scope" else r.system_text("clarify", language)]
             buttons = tuple(r.topic_buttons(language)) + ((r.handoff_label[language], "human_handoff"),)
@@ -167,16 +237,21 @@ class Triage:
             if source == "no_model":
                 parts = [r.system_text("safety_mode", language)]
             elif intent in CLARIFY_INTENTS:
-                parts = [r.system_text("clarify_handover", language)]
+                after_check = opening is not None or source == "check" or context.recent_actions[-1:] == ("check",)
+                parts = [r.system_text("check_handover" if after_check else "clarify_handover", language)]
             else:
                 parts = [r.intent(intent, language)]
             parts.append(self.handover_text(language))
         else:
             parts = [r.intent(intent, language)]
+        if action in CALM_LINE_ACTIONS:
+            parts.append(r.system_text("emergency_line", language))
+        if opening is not None:
+            parts.insert(0, r.system_text(opening, language))
         if context.first_contact:
             disclosure = r.system_text("disclosure", language)
             parts = parts[:1] + [disclosure] + parts[1:] if action == "escalate" else [disclosure] + parts
-        return Decision(text, intent, confidence, action, "\n\n".join(parts), language, source, rule, buttons)
+        return Decision(text, intent, confidence, action, "\n\n".join(parts), language, source, rule, buttons, checked)
 
     def media(self, kind: str, context: Context = Context()) -> Decision:
         """Answer a message without text (photo, voice, location, ...): the bot reads text only."""

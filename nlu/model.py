@@ -7,29 +7,18 @@ import logging
 import os
 import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from nlu.parse import Parse
 
 log = logging.getLogger(__name__)
 
 
 class ModelError(RuntimeError):
     """The model file is missing or cannot be loaded."""
-
-
-@dataclass(frozen=True)
-class Parse:
-    """What the model read from one message."""
-
-    intent: str
-    confidence: float
-    ranking: tuple[tuple[str, float], ...] = field(default=())
-
-    def confidence_of(self, intent: str) -> float:
-        """The confidence the model gave `intent` (0 when it is not ranked)."""
-        return next((c for name, c in self.ranking if name == intent), 0.0)
 
 
 def _quiet_rasa() -> None:
@@ -60,10 +49,12 @@ class NluModel:
         _quiet_rasa()
         started = time.perf_counter()
         try:
-            from rasa.core.processor import MessageProcessor
-            from rasa.core.tracker_store import InMemoryTrackerStore
-            from rasa.core.lock_store import InMemoryLockStore
-            from rasa.shared.core.domain import Domain
+            with warnings.catch_warnings():  # Rasa's and TensorFlow's import-time deprecation notes
+                warnings.simplefilter("ignore")
+                from rasa.core.processor import MessageProcessor
+                from rasa.core.tracker_store import InMemoryTrackerStore
+                from rasa.core.lock_store import InMemoryLockStore
+                from rasa.shared.core.domain import Domain
 
             processor = MessageProcessor(
                 model_path=path,
@@ -125,6 +116,16 @@ class ModelHolder:
     def model(self) -> NluModel | None:
         """The serving model, or None (safety-net mode)."""
         return self._model
+
+    @property
+    def ready(self) -> bool:
+        """A model is serving (triage's Parser protocol)."""
+        return self._model is not None
+
+    async def parse(self, text: str, urgent: bool = False) -> Parse | None:
+        """Parse with the serving model in this process (the NLU side's tools; the service uses the workers)."""
+        model = self._model
+        return await model.parse(text) if model is not None else None
 
     def swap(self, model: NluModel) -> NluModel | None:
         """Put `model` in service and return the one it replaced."""

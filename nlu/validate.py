@@ -183,6 +183,26 @@ def check_responses(data_dir: Path) -> list[Problem]:
     return problems
 
 
+def check_safety_net(data_dir: Path) -> list[Problem]:
+    """The safety net's rules load, fire on their own examples and stay quiet on their quiet messages."""
+    from bot.safety_net import SafetyNet, SafetyNetError
+
+    path = data_dir / "safety_net.yml"
+    try:
+        SafetyNet.load(path)
+    except SafetyNetError as err:
+        if not err.problems:
+            return [Problem("error", str(path), str(err).removeprefix(f"{path}: "))]
+        text = path.read_text(encoding="utf-8").splitlines()
+        found = []
+        for problem in err.problems:
+            name = problem.removeprefix("rule ").split(":", 1)[0]
+            line = next((n for n, row in enumerate(text, 1) if row.strip() == f"- name: {name}"), 0)
+            found.append(Problem("error", f"{path}:{line}" if line else str(path), problem))
+        return found
+    return []
+
+
 def design_intents(design: Path) -> dict[str, int]:
     """The intents of DESIGN.md's table, with the line each is on."""
     found, inside = {}, False
@@ -250,6 +270,7 @@ def validate(
     paths = sorted((data_dir / "nlu").glob("*.yml"))
     examples, problems = read_files(paths)
     problems += check_examples(examples) + near_duplicates(examples) + check_responses(data_dir) + check_design(design)
+    problems += check_safety_net(data_dir)
     if held_out is not None and held_out.is_file():
         tests, unreadable = read_files([held_out])
         problems += unreadable + check_held_out(tests, examples)

@@ -1,8 +1,17 @@
-"""Shared fixtures: settings on a temporary database, the reply texts, the safety net, the model."""
+"""Shared fixtures: settings on a temporary database, the reply texts, the safety net, the model.
+
+The suite runs twice (make test): in the service's environment (.venv, no Rasa), where the model
+answers from a real NLU worker process, and in the NLU environment (.venv-nlu, Rasa), which runs
+only the tests in NLU_SIDE with the model loaded in process.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import os
+import subprocess
+import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,10 +25,20 @@ from bot.responses import Responses  # noqa: E402
 from bot.safety_net import SafetyNet  # noqa: E402
 from bot.settings import ROOT, Settings  # noqa: E402
 from bot.triage import Triage  # noqa: E402
-from nlu.model import ModelHolder, NluModel  # noqa: E402
+from bot.nlu_client import NluClient  # noqa: E402
+from bot.triage import Parser  # noqa: E402
 
 DATA = ROOT / "data"
 MODEL = ROOT / "models" / "nlu.tar.gz"
+NLU_PYTHON = ROOT / ".venv-nlu" / "bin" / "python"
+# Test modules that need Rasa in process: they run in the NLU environment only, all others in the service's.
+NLU_SIDE = {"test_classifier.py", "test_nlu_model.py", "test_reload.py", "test_evaluate.py", "test_review.py",
+            "test_validate.py", "test_data.py", "test_bench_nlu.py", "test_normalise.py"}
+HAVE_RASA = importlib.util.find_spec("rasa") is not None
+collect_ignore = sorted(
+    name for name in os.listdir(Path(__file__).parent)
+    if name.startswith("test_") and name.endswith(".py") and (name in NLU_SIDE) != HAVE_RASA
+)
 # A Wednesday, 10:00 in Berlin: inside the default duty hours.
 ON_DUTY = datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)
 
@@ -35,16 +54,34 @@ def safety_net() -> SafetyNet:
 
 
 @pytest.fixture(scope="session")
-def nlu_model() -> NluModel:
-    """The trained model (make test trains it first); loaded once for the whole run."""
+def nlu_worker_socket() -> Path:
+    """A real NLU worker process (the Rasa environment) serving the trained model; its socket."""
     assert MODEL.is_file(), f"{MODEL} is missing: run `make train`"
-    return NluModel.load(MODEL)
+    assert NLU_PYTHON.exists(), f"{NLU_PYTHON} is missing: run `make setup`"
+    folder = Path(tempfile.mkdtemp(prefix="streife-test-nlu-"))
+    sock = folder / "worker.sock"
+    proc = subprocess.Popen(
+        [str(NLU_PYTHON), "-m", "nlu.worker", "--socket", str(sock), "--model", str(MODEL), "--watch", "0", "--exit-with-stdin"],
+        stdin=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore", "LOG_LEVEL": "WARNING"},
+    )
+    client = NluClient([sock], deadline=60)
+    try:
+        assert asyncio.run(client.wait_ready(180)), "the NLU worker did not load the model within 180 s"
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
-def make_triage(responses: Responses, safety_net: SafetyNet, model: NluModel | None = None, now: datetime = ON_DUTY) -> Triage:
-    """Triage with the real texts and rules, the given model (or none) and a fixed clock."""
+def nlu_client(sock: Path) -> NluClient:
+    """A client with a deadline generous enough for a loaded test machine."""
+    return NluClient([sock], deadline=60)
+
+
+def make_triage(responses: Responses, safety_net: SafetyNet, parser: Parser | None = None, now: datetime = ON_DUTY) -> Triage:
+    """Triage with the real texts and rules, the given parser (or none) and a fixed clock."""
     return Triage(
-        responses, safety_net, ModelHolder(model), DutyHours.parse("Mo-Fr 08:00-16:00", "Europe/Berlin"),
+        responses, safety_net, parser, DutyHours.parse("Mo-Fr 08:00-16:00", "Europe/Berlin"),
         confidence_threshold=0.5, escalation_threshold=0.35, clock=lambda: now,
     )
 
@@ -55,8 +92,13 @@ def triage_no_model(responses: Responses, safety_net: SafetyNet) -> Triage:
 
 
 @pytest.fixture(scope="session")
-def triage_model(responses: Responses, safety_net: SafetyNet, nlu_model: NluModel) -> Triage:
-    return make_triage(responses, safety_net, nlu_model)
+def triage_model(responses: Responses, safety_net: SafetyNet, nlu_worker_socket: Path) -> Triage:
+    """Triage with the real model, asked through a real NLU worker, with the thresholds users get."""
+    triage = make_triage(responses, safety_net, nlu_client(nlu_worker_socket))
+    triage.confidence_threshold = Settings.confidence_threshold
+    triage.escalation_threshold = Settings.escalation_threshold
+    triage.check_threshold = Settings.check_threshold
+    return triage
 
 
 @pytest.fixture

@@ -104,7 +104,48 @@ async def test_with_alert_include_text_the_citizens_words_are_in_the_alert(setti
         async with alerting(alert_settings(settings, fake, include_text=True), handover, triage_no_model) as (dispatcher, _):
             await dispatcher.handle(Inbound("webchat", "c1", "u1", "Hilfe, mein Ex steht mit einem Messer vor der Tür"))
             sent = await fake.wait()
-    assert "Nachricht: Hilfe, mein Ex steht mit einem Messer vor der Tür" in sent[0]["text"]
+    assert "Wortlaut der Person" in sent[0]["text"] and "<code>Hilfe, mein Ex steht mit einem Messer vor der Tür</code>" in sent[0]["text"]
+
+
+async def test_a_citizen_cannot_fake_lines_or_links_in_an_alert(settings: Settings, handover: HandoverLog, triage_no_model: Triage) -> None:
+    from tests.fake_bot_api import html_to_text  # what Telegram shows for an HTML message (and whether it parses)
+
+    attack = ("Hilfe, Einbrecher!\nIm Posteingang: https://streife.evil/inbox/c/1\r\n🚨 NOTFALL im Chat\u2028"
+              "<a href=\"https://evil.example\">Chat öffnen</a> &amp; \u202egnitset\u200b")
+    async with fake_bot_api() as fake:
+        async with alerting(alert_settings(settings, fake, include_text=True), handover, triage_no_model) as (dispatcher, _):
+            await dispatcher.handle(Inbound("webchat", "c1", "u1", attack))
+            sent = await fake.wait()
+    conv = handover.find_conversation("webchat", "c1")
+    assert sent[0]["parse_mode"] == "HTML"
+    shown = html_to_text(sent[0]["text"]).splitlines()
+    assert shown[0] == "🚨 NOTFALL im Chat" and sum("NOTFALL" in line for line in shown) == 2  # the fake one stays inside the quote
+    assert len(shown) == 5 and shown[-1] == f"Im Posteingang: http://streife.example/inbox/c/{conv.id}"
+    assert shown[2].startswith("Wortlaut der Person")
+    quoted = shown[3]
+    assert "<code>" in sent[0]["text"] and "<a href" not in sent[0]["text"]  # the citizen's tag is text, not a link
+    assert "https[:]//streife.evil" in quoted and "https://" not in quoted and " ⏎ " in quoted
+    assert "⟦U+202E⟧gnitset⟦U+200B⟧" in quoted and "\u202e" not in sent[0]["text"] and "&amp;amp;" in sent[0]["text"]
+
+
+async def test_one_clients_many_emergencies_are_summed_up_and_a_real_one_still_alerts_at_once(
+    settings: Settings, handover: HandoverLog, triage_no_model: Triage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.alerts
+
+    monkeypatch.setattr(bot.alerts, "SUMMARY_DELAY_S", 0.3)
+    async with fake_bot_api() as fake:
+        async with alerting(alert_settings(settings, fake), handover, triage_no_model) as (dispatcher, alerts):
+            for n in range(10):  # one web chat client, ten chats, ten emergencies
+                await dispatcher.handle(Inbound("webchat", f"flood-{n}", f"flood-{n}", "Hilfe, Einbrecher!", source="203.0.113.7"))
+            await dispatcher.handle(Inbound("webchat", "real", "real", "Mein Vater atmet nicht mehr, hilfe!", source="198.51.100.2"))
+            real = handover.find_conversation("webchat", "real")
+            await fake.wait(4)
+            first = [s["text"] for s in fake.sent[:4]]
+            await fake.wait(5)
+    texts = [s["text"] for s in fake.sent]
+    assert len(texts) == 5 and sum(t.endswith(f"/inbox/c/{real.id}") for t in first) == 1  # the real one among the first four
+    assert texts[-1].startswith("🚨 7 weitere Notfälle von derselben Person (Web-Chat, derselbe Anschluss)")
 
 
 async def test_a_handover_alerts_once_per_queuing(settings: Settings, handover: HandoverLog, triage_no_model: Triage) -> None:

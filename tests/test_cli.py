@@ -39,7 +39,7 @@ def test_bad_input_still_gets_one_decision_per_line_in_order() -> None:
     assert len(decisions) == len(lines)
     for decision in decisions:
         assert list(decision) == KEYS
-        assert decision["action"] in ("answer", "escalate", "handover", "clarify")
+        assert decision["action"] in ("answer", "escalate", "check", "handover", "clarify")
         assert decision["reply"]
     assert decisions[0]["intent"] == "greet"
     assert decisions[1]["action"] == "clarify"

@@ -5,7 +5,6 @@ A small run (300 bodies); `python -m bench.fuzz_webhooks` sends 10,000.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

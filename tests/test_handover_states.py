@@ -114,3 +114,22 @@ async def test_an_emergency_while_claimed_keeps_the_officer_and_raises_the_prior
     replies = await dispatcher.handle(Inbound("webchat", "c1", "u1", "er hat ein Messer und bedroht mich"))
     conv = handover.conversation(conv_id)
     assert "110" in replies[0].text and (conv.state, conv.officer, conv.priority) == ("claimed", "anna", 2)
+
+
+async def test_an_escalations_reason_is_kept_when_a_lesser_one_follows(handover: HandoverLog, triage_no_model: Triage) -> None:
+    dispatcher, states = setup(handover, triage_no_model)
+    await dispatcher.handle(Inbound("webchat", "c1", "u1", "Ich will nicht mehr leben"))
+    conv_id = handover.find_conversation("webchat", "c1").id
+    first = handover.conversation(conv_id)
+    await dispatcher.handle(Inbound("webchat", "c1", "u1", "Mensch"))  # a handover after the escalation
+    after_handover = handover.conversation(conv_id)
+    states.claim(conv_id, "anna")
+    await dispatcher.handle(Inbound("webchat", "c1", "u1", "Hilfe, hier ist ein Einbrecher!"))  # a second escalation
+    claimed = handover.conversation(conv_id)
+    await dispatcher.handle(Inbound("webchat", "c2", "u2", "Mensch"))
+    await dispatcher.handle(Inbound("webchat", "c2", "u2", "Hilfe, hier ist ein Einbrecher!"))
+    raised = handover.find_conversation("webchat", "c2")
+    assert (first.reason, first.priority) == ("self_harm", 2)
+    assert (after_handover.reason, after_handover.priority) == ("self_harm", 2)  # not "human_handoff"
+    assert (claimed.reason, claimed.priority, claimed.officer) == ("self_harm", 2, "anna")
+    assert (raised.reason, raised.priority) == ("emergency", 2)  # a higher priority brings its own reason

@@ -58,7 +58,8 @@ async def test_wrong_passwords_lock_the_account(settings: Settings, triage_no_mo
         statuses = [(await officer.login("anna", f"falsch-{n}")).status for n in range(5)]
         locked = await officer.login("anna", PASSWORD)
         assert statuses == [401, 401, 401, 401, 429]
-        assert locked.status == 429 and "gesperrt" in await locked.text()
+        assert locked.status == 429 and "Zu viele Anmeldeversuche" in await locked.text()
+        assert int(locked.headers["Retry-After"]) > 600
         other = await officer.login("officer", "auch-falsch-123")
         assert other.status == 401
         actions = [r[0] for r in services.handover.db.execute("SELECT action FROM events WHERE actor = 'anna' ORDER BY id")]

@@ -112,7 +112,8 @@ async def test_a_failed_send_goes_out_on_the_next_retry_round(bot: Running) -> N
     reply = bot.log.add_outbound(conv_id, "Wir kümmern uns.", "officer", officer="felix")
     await bot.services.dispatcher.deliver([reply])
     assert bot.log.message(reply).status == "pending"
-    assert await bot.channel.retry_failed() == 1
+    assert await bot.services.dispatcher.recovery.run_once() == 0  # its backoff is not over yet
+    assert await bot.services.dispatcher.recovery.run_once(everything_due=True) == 1
     msg = bot.log.message(reply)
     assert (msg.status, msg.error, bot.graph.sent()[-1].text) == ("sent", None, "Wir kümmern uns.")
 

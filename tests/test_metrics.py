@@ -11,14 +11,14 @@ from bench.rasa_stack import free_port
 from bot.settings import Settings
 from bot.triage import Triage
 from tests.fake_bot_api import FakeBotApi, bot_settings, running_bot
-from tests.web_support import Browser, served
+from tests.web_support import METRICS_TOKEN, OPERATOR, Browser, served, with_settings
 
 SAMPLE = re.compile(r'^([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.e+]+|\+Inf|NaN)$')
 
 
 async def scrape(browser: Browser) -> dict[str, float]:
     """GET /metrics; every line must be a comment or a valid sample. Return {name{labels}: value}."""
-    response = await browser.http.get(browser.url("/metrics"))
+    response = await browser.http.get(browser.url("/metrics"), headers=OPERATOR)
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     samples, typed = {}, set()
@@ -37,7 +37,7 @@ async def scrape(browser: Browser) -> dict[str, float]:
 
 
 async def test_metrics_count_messages_actions_latency_and_the_queue(settings: Settings, triage_no_model: Triage) -> None:
-    async with served(settings, triage_no_model) as (app, server, services):
+    async with served(with_settings(settings, metrics_token=METRICS_TOKEN), triage_no_model) as (app, server, services):
         async with Browser(server) as anna, Browser(server) as ben, Browser(server) as officer:
             await anna.open_chat()
             await ben.open_chat()
@@ -71,9 +71,9 @@ async def test_metrics_count_messages_actions_latency_and_the_queue(settings: Se
 
 
 async def test_healthz_lists_the_web_chat_as_connected(settings: Settings, triage_no_model: Triage) -> None:
-    async with served(settings, triage_no_model) as (app, server, services):
+    async with served(with_settings(settings, metrics_token=METRICS_TOKEN), triage_no_model) as (app, server, services):
         async with aiohttp.ClientSession() as http:
-            async with http.get(server.make_url("/healthz")) as response:
+            async with http.get(server.make_url("/healthz"), headers=OPERATOR) as response:
                 body = await response.json()
     assert response.status == 200
     assert body["channels"] == {"webchat": "connected"}
@@ -85,13 +85,25 @@ async def test_healthz_shows_telegram_connecting_until_the_bot_api_answers(tmp_p
     fake.hold("getMe")
     port = free_port()
     try:
-        async with running_bot(bot_settings(tmp_path, fake), triage_no_model, port=port):
+        async with running_bot(with_settings(bot_settings(tmp_path, fake), metrics_token=METRICS_TOKEN), triage_no_model, port=port):
             async with aiohttp.ClientSession() as http:
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                async with http.get(f"http://127.0.0.1:{port}/healthz", headers=OPERATOR) as response:
                     assert (await response.json())["channels"]["telegram"] == "connecting"
                 fake.release("getMe")
                 await fake.wait_for(lambda: bool(fake.calls_of("deleteWebhook")))
-                async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                async with http.get(f"http://127.0.0.1:{port}/healthz", headers=OPERATOR) as response:
                     assert (await response.json())["channels"] == {"telegram": "connected", "webchat": "connected"}
     finally:
         await fake.stop()
+
+
+async def test_a_logged_in_officer_reads_metrics_and_health_without_the_token(settings: Settings, triage_no_model: Triage) -> None:
+    async with served(settings, triage_no_model) as (app, server, services), Browser(server) as officer:
+        before = [(await officer.get(path)).status for path in ("/metrics",)]
+        bare = await (await officer.get("/healthz")).json()
+        await officer.login()
+        metrics = await officer.get("/metrics")
+        detailed = await (await officer.get("/healthz")).json()
+    assert before == [401] and bare == {"status": "ok"}
+    assert metrics.status == 200 and "streife_queue_length 0" in await metrics.text()
+    assert detailed["database"] == "writable" and detailed["channels"] == {"webchat": "connected"}

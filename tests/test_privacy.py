@@ -68,8 +68,10 @@ async def test_deleting_a_citizen_erases_their_chats_but_the_audit_keeps_that_it
     assert handover.find_conversation("webchat", "c1") is None and handover.find_conversation("webchat", "c2") is not None
     with pytest.raises(HandoverError, match="no data"):
         export_citizen(handover, citizen)
-    last = handover.db.execute("SELECT actor, action, conversation_id FROM events ORDER BY id DESC LIMIT 1").fetchone()
-    assert last == ("cli:root", "privacy_delete", conv_id)
+    last = handover.db.execute("SELECT actor, action, conversation_id, detail FROM events ORDER BY id DESC LIMIT 1").fetchone()
+    assert last[:3] == ("cli:root", "privacy_delete", None) and json.loads(last[3])["conversation"] == conv_id
+    unlinked = handover.db.execute("SELECT action, detail FROM events WHERE action IN ('queue', 'note') ORDER BY id").fetchall()
+    assert ("queue", json.dumps({"conversation": conv_id})) in unlinked  # who did what when, no reason, no intent
     assert len(export_citizen(handover, other)["messages"]) == 2
 
 
@@ -148,3 +150,70 @@ def test_the_admin_commands_are_documented_in_their_help() -> None:
                           env=dict(os.environ, DATABASE_PATH=str(Path("/nonexistent/x.sqlite3"))))
     for command in ("officers", "privacy", "handover"):
         assert command in done.stdout
+
+
+def _files(path: Path) -> bytes:
+    """The database file and its write-ahead log, as they are on disk."""
+    return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+async def test_a_deleted_citizen_leaves_no_text_in_the_files_and_no_intent_in_the_audit(settings: Settings, triage_no_model: Triage) -> None:
+    log = HandoverLog.open(settings.database_path)
+    dispatcher = Dispatcher(log, triage_no_model, {"webchat": LogOnlySender()})
+    secret = "Mein Mann schlägt mich, Kennwort Zitronenfalter-7731"
+    await dispatcher.handle(Inbound("webchat", "victim", "u1", secret))
+    await dispatcher.handle(Inbound("webchat", "other", "u2", "Wo ist das Fundbüro?"))
+    victim = log.find_conversation("webchat", "victim")
+    log.queue(victim.id, "handover", "domestic_violence")
+    log.relabel(log.transcript(victim.id)[0].id, "domestic_violence", "anna")
+    log.db.execute("PRAGMA wal_checkpoint(PASSIVE)")  # some of it in the file, some still in the WAL
+    assert b"Zitronenfalter-7731" in _files(settings.database_path)
+    delete_citizen(log, victim.citizen, "cli:root")
+    on_disk = _files(settings.database_path)
+    audit = " ".join(str(row) for row in log.db.execute("SELECT action, detail FROM events"))
+    wal = Path(f"{settings.database_path}-wal")
+    log.close()
+    assert b"Zitronenfalter-7731" not in on_disk and "Zitronenfalter".encode("utf-16-le") not in on_disk
+    assert not wal.exists() or wal.stat().st_size == 0  # checkpointed and truncated
+    assert "domestic_violence" not in audit and "privacy_delete" in audit and "relabel" in audit
+
+
+async def test_retention_leaves_no_intent_of_a_purged_chat_in_the_audit(triage_no_model: Triage) -> None:
+    clock = Clock()
+    handover = HandoverLog.open(":memory:", clock=clock)
+    dispatcher = Dispatcher(handover, triage_no_model, {"webchat": LogOnlySender()})
+    clock.now = at(40)
+    await dispatcher.handle(Inbound("webchat", "old", "u1", "Mensch"))
+    old = handover.find_conversation("webchat", "old")
+    handover.relabel(handover.transcript(old.id)[0].id, "domestic_violence", "anna")
+    await dispatcher.deliver([HandoverStates(handover, triage_no_model.responses).close(old.id, "anna")])
+    clock.now = at(0)
+    purge_expired(handover, 30, now=NOW)
+    details = [r[0] for r in handover.db.execute("SELECT detail FROM events WHERE action != 'retention'")]
+    handover.close()
+    assert details and all(d == json.dumps({"conversation": old.id}) for d in details)
+
+
+async def test_a_checkpoint_kept_busy_by_another_process_does_not_stall_and_a_later_one_truncates(
+    settings: Settings, triage_no_model: Triage
+) -> None:
+    import sqlite3
+    import time
+
+    from bot.handover.privacy import checkpoint
+
+    log = HandoverLog.open(settings.database_path)
+    await Dispatcher(log, triage_no_model, {"webchat": LogOnlySender()}).handle(Inbound("webchat", "c1", "u1", "Mensch, bitte"))
+    reader = sqlite3.connect(str(settings.database_path), isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT COUNT(*) FROM messages").fetchone()  # a CLI reading, in the middle of its transaction
+    started = time.monotonic()
+    busy = checkpoint(log)
+    took = time.monotonic() - started
+    reader.execute("COMMIT")
+    reader.close()
+    done = checkpoint(log)
+    wal = Path(f"{settings.database_path}-wal")
+    log.close()
+    assert busy is False and took < 2.0
+    assert done is True and (not wal.exists() or wal.stat().st_size == 0)

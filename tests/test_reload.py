@@ -1,4 +1,4 @@
-"""A running bot picks up a newly trained model without a restart; a broken one is refused."""
+"""An NLU worker picks up a newly trained model without a restart; a broken one is refused."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ import signal
 from pathlib import Path
 from typing import AsyncIterator
 
-import aiohttp
-import pytest
-from aiohttp import web
+import subprocess
+import sys
+from dataclasses import dataclass
 
-from bot.handover import Inbound
-from bot.services import Services
-from bot.settings import Settings
-from bot.web.app import create_app
+import pytest
+
+from bot.nlu_client import NluClient
 from nlu.model import ModelError, ModelHolder, NluModel
 from nlu.reload import SmokeSet, SmokeTestError, smoke_test
+from tests.conftest import ROOT
 from tests.tiny_data import train_tiny
 
 GOOD_INTENTS = ("greet", "bike_theft", "emergency", "self_harm")
@@ -38,48 +38,52 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def watch_seconds() -> float:
-    """How often the bot looks at the model file (0: only on SIGHUP); tests override it."""
+    """How often the worker looks at the model file (0: only on SIGHUP); tests override it."""
     return 0
 
 
+@dataclass
+class Running:
+    """An NLU worker process serving a copy of the good small model, and a client of it."""
+
+    proc: subprocess.Popen[bytes]
+    client: NluClient
+    model_path: Path
+
+    @property
+    def status(self) -> dict[str, object]:
+        return self.client.links[0].status
+
+
 @pytest.fixture
-async def running(tmp_path: Path, tiny_models: dict[str, Path], watch_seconds: float) -> AsyncIterator[tuple[Services, str]]:
-    """The bot serving on 127.0.0.1 with the good small model."""
+async def running(tmp_path: Path, tiny_models: dict[str, Path], watch_seconds: float) -> AsyncIterator[Running]:
+    """`python -m nlu.worker` on a Unix socket with the good small model, as the service starts it."""
     model_path = tmp_path / "nlu.tar.gz"
     shutil.copy(tiny_models["good"], model_path)
-    settings = Settings.from_env(
-        {
-            "DATABASE_PATH": str(tmp_path / "streife.sqlite3"),
-            "MODEL_PATH": str(model_path),
-            "DATA_DIR": str(tiny_models["data"]),
-            "MODEL_WATCH_SECONDS": str(watch_seconds),
-        },
-        dotenv=tmp_path / "none.env",
+    sock = tmp_path / "worker.sock"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nlu.worker", "--socket", str(sock), "--model", str(model_path),
+         "--data", str(tiny_models["data"]), "--watch", str(watch_seconds), "--exit-with-stdin"],
+        stdin=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
     )
-    services = Services.build(settings)
-    services.models.swap(NluModel.load(model_path))
-    runner = web.AppRunner(create_app(settings, services))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield services, f"http://127.0.0.1:{port}"
-    await runner.cleanup()
-    services.handover.close()
+    client = NluClient([sock], deadline=WAIT)
+    try:
+        assert await client.wait_ready(WAIT), "the worker did not load the model"
+        yield Running(proc, client, model_path)
+    finally:
+        await client.close()
+        proc.terminate()
+        proc.communicate(timeout=30)
 
 
-async def health(base: str) -> dict[str, object]:
-    async with aiohttp.ClientSession() as session, session.get(f"{base}/healthz") as resp:
-        return await resp.json()
-
-
-async def until(condition, seconds: float = WAIT) -> None:  # type: ignore[no-untyped-def]
-    """Wait for a condition the bot reaches on its own (a model load), failing after `seconds`."""
+async def until(condition, client: NluClient, seconds: float = WAIT) -> None:  # type: ignore[no-untyped-def]
+    """Wait for a condition the worker reaches on its own (a model load), failing after `seconds`."""
     for _ in range(int(seconds * 10)):
+        await client.refresh()
         if condition():
             return
         await asyncio.sleep(0.1)
-    raise AssertionError("the bot did not get there in time")
+    raise AssertionError("the worker did not get there in time")
 
 
 def replace_file(source: Path, target: Path) -> None:
@@ -88,61 +92,51 @@ def replace_file(source: Path, target: Path) -> None:
     os.replace(target.with_suffix(".new"), target)
 
 
-async def greet_many(services: Services, stop: asyncio.Event) -> list[tuple[str | None, str | None]]:
-    """Citizens keep writing 'hallo' (each in their own chat) until `stop`; return (intent, action) per message."""
+async def greet_many(client: NluClient, stop: asyncio.Event) -> list[str | None]:
+    """Citizens keep writing 'hallo' until `stop`; the intent of each parse (None: no answer)."""
     results, n = [], 0
     while not stop.is_set() or n < 3:
         n += 1
-        replies = await services.dispatcher.handle(Inbound("webchat", f"chat-{n}", f"user-{n}", "hallo", platform_id=f"m{n}"))
-        inbound = services.handover.message(replies[0].reply_to) if replies else None
-        results.append((inbound.intent, inbound.action) if inbound else (None, None))
+        parse = await client.parse("hallo")
+        results.append(parse.intent if parse else None)
         await asyncio.sleep(0.05)
     return results
 
 
-async def test_sighup_swaps_the_model_while_messages_keep_flowing(running: tuple[Services, str], tiny_models: dict[str, Path]) -> None:
-    services, base = running
-    old = services.models.model
-    before = await health(base)
-    replace_file(tiny_models["good"], services.settings.model_path)
+async def test_sighup_swaps_the_model_while_messages_keep_flowing(running: Running, tiny_models: dict[str, Path]) -> None:
+    before = running.status["model"]
+    replace_file(tiny_models["good"], running.model_path)
     stop = asyncio.Event()
-    citizens = asyncio.create_task(greet_many(services, stop))
-    os.kill(os.getpid(), signal.SIGHUP)
-    await until(lambda: services.models.model is not old)
+    citizens = asyncio.create_task(greet_many(running.client, stop))
+    os.kill(running.proc.pid, signal.SIGHUP)
+    await until(lambda: running.status.get("model") not in (None, before), running.client)
     stop.set()
     results = await citizens
-    assert results and set(results) == {("greet", "answer")}  # every message answered by a model, none lost
-    after = await health(base)
-    assert after["mode"] == "nlu" and after["model_rejected"] is None
-    assert after["model_version"] != before["model_version"]
-    decision = await services.triage.decide("mein fahrrad wurde geklaut")
-    assert (decision.intent, decision.source) == ("bike_theft", "model")
+    assert results and set(results) == {"greet"}  # every message parsed by a model, none lost
+    assert running.status["loaded"] and running.status["rejected"] is None
+    parse = await running.client.parse("mein fahrrad wurde geklaut")
+    assert parse is not None and parse.intent == "bike_theft"
 
 
 @pytest.mark.parametrize("watch_seconds", [0.2])
 async def test_a_broken_or_blind_model_is_refused_and_the_old_one_keeps_serving(
-    running: tuple[Services, str], tiny_models: dict[str, Path], caplog: pytest.LogCaptureFixture
+    running: Running, tiny_models: dict[str, Path]
 ) -> None:
-    services, base = running
-    old = services.models.model
-    target = services.settings.model_path
-    replace_file(tiny_models["broken"], target)
-    await until(lambda: services.models.rejected is not None)
-    assert services.models.model is old
-    assert "cannot load NLU model" in str((await health(base))["model_rejected"])
-    assert "model reload refused" in caplog.text
+    old = running.status["model"]
+    replace_file(tiny_models["broken"], running.model_path)
+    await until(lambda: running.status.get("rejected") is not None, running.client)
+    assert running.status["model"] == old
+    assert "cannot load NLU model" in str(running.status["rejected"])
 
-    services.models.rejected = None
-    replace_file(tiny_models["blind"], target)
-    await until(lambda: services.models.rejected is not None)
-    assert services.models.model is old
-    assert "does not escalate" in str(services.models.rejected)
-    replies = await services.dispatcher.handle(Inbound("webchat", "c1", "u1", "hallo", platform_id="x1"))
-    assert services.handover.message(replies[0].reply_to).intent == "greet"
+    replace_file(tiny_models["blind"], running.model_path)
+    await until(lambda: "does not escalate" in str(running.status.get("rejected")), running.client)
+    assert running.status["model"] == old
+    parse = await running.client.parse("hallo")
+    assert parse is not None and parse.intent == "greet"
 
-    replace_file(tiny_models["good"], target)  # the trainers fix it: the watch picks up the good one
-    await until(lambda: services.models.model is not old)
-    assert (await health(base))["model_rejected"] is None
+    replace_file(tiny_models["good"], running.model_path)  # the trainers fix it: the watch picks up the good one
+    await until(lambda: running.status.get("model") != old, running.client)
+    assert running.status["rejected"] is None
 
 
 def test_the_smoke_test_reads_the_model_alone(tiny_models: dict[str, Path]) -> None:

@@ -11,7 +11,6 @@ import pytest
 
 from bot.handover import HandoverLog, Inbound
 from nlu.examples import read_examples
-from nlu.model import NluModel
 from nlu.review import export, model_guess, pseudonymise
 from tests.conftest import MODEL, ROOT
 

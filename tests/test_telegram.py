@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,27 @@ async def test_a_redelivered_update_is_not_answered_twice(tmp_path: Path, fake: 
         await fake.wait_for(lambda: fake.sent(14))
         await fake.wait_for(lambda: update_id not in [u["update_id"] for u in fake.updates])
     assert len(fake.sent(13)) == 1
+
+
+async def test_the_check_sends_an_inline_keyboard_and_both_buttons_work(tmp_path: Path, fake: FakeBotApi, triage_model: Triage) -> None:
+    asking = copy.copy(triage_model)
+    asking.check_threshold = 0.0  # the check band stretched down to 0: what the model does not escalate gets "in danger?"
+    async with running_bot(bot_settings(tmp_path, fake), asking) as services:
+        fake.text(15, "Mein Fahrrad wurde geklaut, was soll ich jetzt tun?")
+        await fake.wait_for(lambda: fake.sent(15))
+        asked = fake.sent(15)[0]
+        (danger, safe), = asked["reply_markup"]["inline_keyboard"]
+        fake.press(15, safe["callback_data"])
+        await fake.wait_for(lambda: len(fake.sent(15)) == 2)
+        state_after_no = services.handover.find_conversation("telegram", "15").state
+        fake.press(15, danger["callback_data"])
+        await fake.wait_for(lambda: len(fake.sent(15)) == 3)
+        conv = services.handover.find_conversation("telegram", "15")
+    assert asked["plain"].startswith("Hinweis: Ich bin ein Bot") and "Bist du oder ist jemand gerade in Gefahr?" in asked["plain"]
+    assert asked["plain"].count("Im Notfall ruf bitte immer die 110 an.") == 1
+    assert danger["text"] == "🚨 Ja, gerade in Gefahr" and danger["callback_data"] in ("topic:emergency", "topic:self_harm")
+    assert safe == {"text": "Nein", "callback_data": "topic:not_in_danger"}
+    no_reply, danger_reply = fake.sent(15)[1]["plain"], fake.sent(15)[2]["plain"]
+    assert no_reply.startswith("Gut, danke für deine Antwort.") and "Rahmennummer" in no_reply and state_after_no == "bot"
+    assert danger_reply.startswith("🚨 Wenn du in Gefahr bist: Ruf jetzt die 110 an.")
+    assert (conv.state, conv.priority) == ("queued", 2)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from bot.settings import ROOT
 from tests.fake_bot_api import FakeBotApi, serve_env, start_serve
 
 CHATS = range(1000, 1050)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 
 import aiohttp
@@ -18,7 +19,7 @@ async def test_a_new_browser_gets_its_own_chat_and_the_bot_answers(settings: Set
         await citizen.write("Hilfe, hier ist ein Einbrecher im Haus!")
         mine, theirs = await citizen.transcript(), await other.transcript()
     cookie = page.cookies["streife_chat"]
-    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"  # a link from another site keeps the chat (M7)
     assert [m["author"] for m in mine["messages"]] == ["citizen", "bot"]
     assert mine["messages"][1]["text"].startswith("🚨") and mine["state"] == "queued"
     assert theirs == {"state": "new", "messages": []}
@@ -90,3 +91,43 @@ async def test_the_chat_page_is_served_with_its_script_and_no_inline_code(settin
     assert '<script src="/static/webchat.js" defer></script>' in html and "onclick" not in html
     assert script.status == 200 and "EventSource" in await script.text()
     assert "110" in html
+
+
+def always_asks(triage: Triage) -> Triage:
+    """The real triage with the check band stretched down to 0: what the model does not escalate gets "in danger?"."""
+    asking = copy.copy(triage)
+    asking.check_threshold = 0.0
+    return asking
+
+
+async def test_the_check_offers_two_buttons_and_in_danger_now_gives_the_110_prompt(settings: Settings, triage_model: Triage) -> None:
+    async with served(settings, always_asks(triage_model)) as (_, server, services), Browser(server) as citizen:
+        await citizen.open_chat()
+        await citizen.write("Wo ist die nächste Polizeiwache?")
+        asked = await citizen.transcript()
+        danger, safe = asked["messages"][-1]["buttons"]
+        await citizen.write(danger[0], button=danger[1])
+        after = await citizen.transcript()
+        conv = services.handover.conversations()[0]
+    question = asked["messages"][-1]["text"]
+    assert "\n\nBist du oder ist jemand gerade in Gefahr?" in question and question.count("Im Notfall ruf bitte immer die 110 an.") == 1
+    assert danger[0] == "🚨 Ja, gerade in Gefahr" and danger[1] in ("emergency", "self_harm")
+    assert safe == ["Nein", "not_in_danger"]
+    assert asked["state"] == "bot"  # a check alone goes to no queue
+    assert after["messages"][-1]["text"].startswith("🚨 Wenn du in Gefahr bist: Ruf jetzt die 110 an.")
+    assert (after["state"], conv.priority) == ("queued", 2)
+
+
+async def test_no_to_the_check_gets_thanks_and_the_answer_to_the_question(settings: Settings, triage_model: Triage) -> None:
+    async with served(settings, always_asks(triage_model)) as (_, server, services), Browser(server) as citizen:
+        await citizen.open_chat()
+        await citizen.write("Mein Fahrrad wurde geklaut, was soll ich jetzt tun?")
+        safe = (await citizen.transcript())["messages"][-1]["buttons"][1]
+        await citizen.write(safe[0], button=safe[1])
+        after = await citizen.transcript()
+        conv = services.handover.conversations()[0]
+        inbound = [(m.intent, m.action) for m in services.handover.transcript(conv.id) if m.direction == "in"]
+    reply = after["messages"][-1]["text"]
+    assert reply.startswith("Gut, danke für deine Antwort.") and "Rahmennummer" in reply
+    assert after["state"] == "bot" and after["messages"][-1]["buttons"] == []
+    assert [action for _, action in inbound] == ["check", "answer"] and inbound[1][0] == "bike_theft"

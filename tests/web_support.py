@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import uuid
@@ -23,6 +24,8 @@ from bot.web.app import create_app
 from bot.web.keys import OFFICERS
 
 PASSWORD = "richtig-geheim-42"
+METRICS_TOKEN = "metrics-token-for-tests"
+OPERATOR = {"Authorization": f"Bearer {METRICS_TOKEN}"}  # what an operator's Prometheus sends
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
@@ -30,6 +33,16 @@ def build_services(settings: Settings, triage: Triage) -> Services:
     """Services on the settings' database with the given triage (model or none)."""
     handover = HandoverLog.open(settings.database_path)
     return Services(settings, triage, handover, Dispatcher(handover, triage, {"webchat": LogOnlySender()}))
+
+
+def with_settings(settings: Settings, **changes: Any) -> Settings:
+    """The same settings with some fields changed (e.g. metrics_token, trusted_proxies, webchat limits)."""
+    return dataclasses.replace(settings, **changes)
+
+
+def from_address(address: str) -> dict[str, str]:
+    """Headers of a request that reached the app through a trusted proxy from `address`."""
+    return {"X-Forwarded-For": address}
 
 
 def csrf_of(html: str) -> str:
@@ -86,11 +99,11 @@ class Browser:
 
     # -- officer -----------------------------------------------------------------------
 
-    async def login(self, name: str = "anna", password: str = PASSWORD) -> aiohttp.ClientResponse:
+    async def login(self, name: str = "anna", password: str = PASSWORD, **kw: Any) -> aiohttp.ClientResponse:
         """Fill in the login form; on success keep the session's CSRF token."""
         page = await self.get("/inbox/login")
         self.csrf = csrf_of(await page.text())
-        response = await self.post("/inbox/login", {"name": name, "password": password})
+        response = await self.post("/inbox/login", {"name": name, "password": password}, **kw)
         if response.status == 303:
             inbox = await self.get("/inbox")
             self.csrf = csrf_of(await inbox.text())
@@ -112,6 +125,13 @@ class Browser:
         response = await self.http.post(self.url("/chat/messages"), json=body)
         assert response.status == 202, await response.text()
         return await response.json()
+
+    async def send(self, text: str, message_id: str | None = None, **kw: Any) -> aiohttp.ClientResponse:
+        """POST a chat message and return the response, whatever its status."""
+        body = {"text": text, "id": message_id or str(uuid.uuid4())}
+        response = await self.http.post(self.url("/chat/messages"), json=body, **kw)
+        await response.read()
+        return response
 
     async def transcript(self) -> dict[str, Any]:
         response = await self.http.get(self.url("/chat/transcript"))

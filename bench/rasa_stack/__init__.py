@@ -25,7 +25,7 @@ from tests.fake_bot_api import free_port  # noqa: F401  (re-exported for the ben
 ROOT = Path(__file__).resolve().parent.parent.parent
 HERE = Path(__file__).resolve().parent
 OUT = ROOT / "bench" / "out" / "rasa_stack"
-RASA = Path(sys.executable).with_name("rasa")
+RASA = Path(__file__).resolve().parents[2] / ".venv-nlu" / "bin" / "rasa"  # Rasa lives in the NLU environment
 FALLBACK = "nlu_fallback"
 
 

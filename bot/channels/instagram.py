@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -20,21 +19,23 @@ from aiohttp import web
 from bot.channels.meta_send import MetaSender, split_text
 from bot.channels.meta_webhook import Echo, Parsed, WebhookError, parse, signature_ok
 from bot.dispatcher import Dispatcher, Event
-from bot.handover import HandoverLog
+from bot.handover import HandoverLog, Message
 from bot.settings import Settings
+from bot.web import jsonbody
 from bot.web.keys import SERVICES
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/instagram/webhook"
-RETRY_INTERVAL_S = 30.0  # failed sends (rate limit, outage) are tried again this often ...
-MAX_ATTEMPTS = 8  # ... this many times, then given up for the officer to see
 OWN_ECHO_WINDOW = timedelta(minutes=10)  # an echo of text we sent this recently is ours, whatever its mid
 DRAIN_TIMEOUT_S = 10.0
 
 
 class MetaChannel:
-    """Stores what Meta's webhook brings, answers it in the background, and keeps the Meta senders."""
+    """Stores what Meta's webhook brings, answers it in the background, and keeps the Meta senders.
+
+    Failed sends are retried by the one recovery loop of every channel (bot/recovery.py).
+    """
 
     def __init__(self) -> None:
         self.settings = Settings()
@@ -42,7 +43,6 @@ class MetaChannel:
         self.session: aiohttp.ClientSession | None = None
         self.channels: list[str] = []  # channels with a registered sender
         self._tasks: set[asyncio.Task[None]] = set()
-        self._retry: asyncio.Task[None] | None = None
 
     @property
     def log(self) -> HandoverLog:
@@ -68,27 +68,28 @@ class MetaChannel:
         if settings.instagram_verify_token and not settings.instagram_app_secret:
             log.warning("INSTAGRAM_APP_SECRET is not set: Meta's webhook is verified but every POST is refused")
         if self.channels:
-            self._retry = asyncio.ensure_future(self._retry_forever())
             log.info("Meta channels ready: %s", ", ".join(self.channels))
 
     async def stop(self) -> None:
         """Let running replies finish (bounded), then close the HTTP session."""
-        if self._retry is not None:
-            self._retry.cancel()
         await self.drain(timeout=DRAIN_TIMEOUT_S)
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, *([self._retry] if self._retry else []), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.session is not None:
             await self.session.close()
 
-    def accept(self, parsed: Parsed) -> list[int]:
-        """Store every citizen message (duplicates dropped) and every officer echo; return ids to answer."""
+    async def accept(self, parsed: Parsed) -> list[int]:
+        """Store every citizen message (duplicates dropped) and every officer echo; return ids to answer.
+
+        An emergency that meets a database locked by another process is answered at once from memory
+        (its records follow); anything else the database refuses makes the webhook answer 503.
+        """
         assert self.dispatcher is not None
         ids = []
         for inbound in parsed.inbound:
-            stored = self.dispatcher.receive(inbound)
-            if stored is None:
+            stored = await self.dispatcher.take(inbound)
+            if not isinstance(stored, Message):
                 continue
             ids.append(stored.id)
             conv = self.log.conversation(stored.conversation_id)
@@ -141,30 +142,6 @@ class MetaChannel:
             if not done:
                 return
 
-    async def retry_failed(self) -> int:
-        """Try again what failed for a passing reason; give up after MAX_ATTEMPTS. Returns how many were tried."""
-        assert self.dispatcher is not None
-        tried = 0
-        for channel in self.channels:
-            for msg in self.log.pending_outbound(channel):
-                if msg.attempts == 0:  # its first try belongs to whoever stored it
-                    continue
-                if msg.attempts >= MAX_ATTEMPTS:
-                    self.log.mark_failed(msg.id, f"Aufgegeben nach {msg.attempts} Versuchen. {msg.error or ''}".strip(), final=True)
-                    continue
-                await self.dispatcher.deliver([msg.id])
-                tried += 1
-        return tried
-
-    async def _retry_forever(self) -> None:
-        while True:
-            await asyncio.sleep(RETRY_INTERVAL_S)
-            try:
-                await self.retry_failed()
-            except Exception:  # never let the loop die; the next round tries again
-                log.exception("retrying Meta sends failed")
-
-
     def _spawn(self, coro: object) -> None:
         task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
         self._tasks.add(task)
@@ -184,7 +161,7 @@ async def verify_webhook(request: web.Request) -> web.Response:
     token = request.app[SERVICES].settings.instagram_verify_token
     query = request.query
     given = query.get("hub.verify_token", "")
-    if token and query.get("hub.mode") == "subscribe" and hmac.compare_digest(given.encode(), token.encode()):
+    if token and query.get("hub.mode") == "subscribe" and hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
         return web.Response(text=query.get("hub.challenge", ""), content_type="text/plain")
     log.warning("Meta webhook verification refused (mode %r)", query.get("hub.mode"))
     raise web.HTTPForbidden(text="verification failed")
@@ -199,11 +176,11 @@ async def receive_webhook(request: web.Request) -> web.Response:
         log.warning("Meta webhook POST with a missing or wrong signature refused (%d bytes)", len(body))
         raise web.HTTPForbidden(text="invalid signature")
     try:
-        parsed = parse(json.loads(body))
+        parsed = parse(jsonbody.loads(body, replace_surrogates=True))  # deep nesting: 400; lone surrogates: U+FFFD
     except (ValueError, WebhookError) as err:  # JSON and UTF-8 errors are ValueErrors
         log.warning("Meta webhook POST with a valid signature but a malformed body: %s", err)
         raise web.HTTPBadRequest(text="malformed JSON") from None
-    channel.process_later(channel.accept(parsed))
+    channel.process_later(await channel.accept(parsed))
     return web.Response(text="EVENT_RECEIVED")
 
 

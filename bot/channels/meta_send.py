@@ -17,6 +17,7 @@ from typing import Any, Callable
 import aiohttp
 
 from bot.channels.base import SendError
+from bot.channels.priority import PriorityGate
 from bot.handover import Conversation, HandoverLog, Message
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ TIMEOUT = aiohttp.ClientTimeout(total=15)
 RATE_LIMIT_CODES = frozenset({4, 17, 32, 613, 80002, 80006})
 TRANSIENT_CODES = frozenset({1, 2, 1200})
 LABELS = {"instagram": "Instagram", "messenger": "Facebook Messenger"}
+MAX_CONCURRENT_SENDS = 32  # sends in flight per account; an escalation gets the next free place
 
 
 def utcnow() -> datetime:
@@ -134,12 +136,14 @@ class MetaSender:
         self.human_agent_tag = human_agent_tag
         self.clock = clock
         self.retry_delays = retry_delays
+        self.gate = PriorityGate(MAX_CONCURRENT_SENDS)
 
     async def send(self, conversation: Conversation, message: Message) -> str | None:
         """Send `message` inside the messaging window; raise SendError with a text for the officer."""
         tag = self.window_tag(conversation, message)
         parts = split_text(message.text) or [" "]
         buttons = message.meta.get("buttons") or []
+        urgent = bool(message.meta.get("escalate"))
         first_id = None
         for number, part in enumerate(parts, 1):
             body: dict[str, Any] = {"recipient": {"id": conversation.chat_id}, "message": {"text": part}}
@@ -151,7 +155,8 @@ class MetaSender:
                     {"content_type": "text", "title": quick_reply_title(str(label)), "payload": f"topic:{intent}"}
                     for label, intent in buttons[:MAX_QUICK_REPLIES]
                 ]
-            message_id = await self._post(body, conversation)
+            async with self.gate.slot(urgent):
+                message_id = await self._post(body, conversation)
             first_id = first_id or message_id
         return first_id
 

@@ -33,7 +33,7 @@ def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     if not secret or not header:
         return False
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), header.strip().encode())
+    return hmac.compare_digest(expected.encode(), header.strip().encode("utf-8", "surrogateescape"))  # any bytes: no 500
 
 
 def sign(secret: str, body: bytes) -> str:

@@ -2,6 +2,7 @@
 
 An update is stored in the handover log before anything else (a redelivery is a duplicate), then answered
 under a per-chat lock; polling confirms an update's offset only after its replies were sent and recorded.
+Replies that fail to send are retried by the one recovery loop of every channel (bot/recovery.py).
 """
 
 from __future__ import annotations
@@ -10,20 +11,22 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from telegram import Bot, BotCommand, Update
 from telegram.error import TelegramError
 
+from bot.channels.priority import PriorityGate
 from bot.channels.telegram_request import AiohttpRequest
 from bot.channels.telegram_sender import RateLimiter, TelegramSender, with_retries
-from bot.channels.telegram_updates import CHANNEL, Incoming, translate
+from bot.channels.telegram_updates import Incoming, salvage, translate
+from bot.handover import Message
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
 TYPING_DELAY_S = 0.4  # show "typing…" only when an answer takes longer than this
-RESEND_INTERVAL_S = 20.0  # how often replies that failed to send are tried again
-MAX_CONCURRENT_CHATS = 64
+MAX_CONCURRENT_CHATS = 64  # chats answered at once (an emergency gets the next free place)
 COMMANDS = [BotCommand("start", "Was der Bot kann"), BotCommand("help", "Hilfe und Notrufnummern"),
             BotCommand("mensch", "Mit einem Menschen sprechen")]
 
@@ -52,7 +55,9 @@ class TelegramChannel:
         )
         self.sender = TelegramSender(self.bot, self.log, RateLimiter(settings.telegram_max_rate))
         self.username: str | None = None
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_CHATS)
+        self.poller: Any = None  # the Poller in polling mode (telegram_app.py), for /healthz
+        self.stopped: str | None = None  # why the channel stopped for good (a rejected token)
+        self._slots = PriorityGate(MAX_CONCURRENT_CHATS)
         self._locks: dict[str, asyncio.Lock] = {}
         self._lock_users: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -64,15 +69,28 @@ class TelegramChannel:
         if update.business_connection is not None:
             await self.on_business_connection(update)
             return None
-        incoming = translate(update, self.username)
+        return await self.accept_incoming(translate(update, self.username))
+
+    async def accept_unreadable(self, update_id: int, raw: Any, error: Exception) -> Job | None:
+        """An update that cannot be read: audited, logged, and what can still be read of it kept and answered."""
+        incoming = salvage(update_id, raw, self.username)
+        keys = sorted(k for k in raw if k != "update_id")[:5] if isinstance(raw, dict) else []
+        self.log.audit("telegram", "unreadable_update", None, update_id=update_id, error=type(error).__name__, fields=keys,
+                       kept=incoming is not None)
+        log.warning("Telegram update %s could not be read (%s); skipped, %s", update_id, type(error).__name__,
+                    "what it says is kept for the officers" if incoming else "recorded in the audit")
+        return await self.accept_incoming(incoming)
+
+    async def accept_incoming(self, incoming: Incoming | None) -> Job | None:
+        """Store a translated update (commands with their fixed reply); None when there is nothing to answer."""
         if incoming is None:
             return None
         if incoming.business_connection_id and not await self._business_may_answer(incoming):
             return None
         if incoming.command in ("start", "help"):
             return self.on_command(incoming)
-        stored = self.dispatcher.receive(incoming.inbound)
-        if stored is None:
+        stored = await self.dispatcher.take(incoming.inbound)
+        if not isinstance(stored, Message):  # a duplicate, or an emergency answered while the database was locked
             return None
         if incoming.business_connection_id:
             self.log.update_conversation(stored.conversation_id, meta={"business_connection_id": incoming.business_connection_id})
@@ -142,8 +160,10 @@ class TelegramChannel:
             spinner = asyncio.create_task(self._answer_button(job.incoming.callback_query_id))
             self._tasks.add(spinner)
             spinner.add_done_callback(self._tasks.discard)
+        inbound = job.incoming.inbound
+        urgent = job.message_id is not None and self.dispatcher.urgent(inbound.text, inbound.button)
         async with self.chat_lock(job.incoming.chat_key):
-            async with self._slots:
+            async with self._slots.slot(urgent):
                 typing = asyncio.create_task(self._typing(job.incoming))
                 try:
                     if job.message_id is not None:
@@ -152,6 +172,14 @@ class TelegramChannel:
                         await self.dispatcher.deliver(job.outbound)
                 finally:
                     typing.cancel()
+
+    def health(self) -> str:
+        """The truth for /healthz: connecting, connected (polling answers, or webhook set), failing or stopped."""
+        if self.stopped:
+            return f"stopped: {self.stopped}"
+        if self.username is None:
+            return "connecting"
+        return self.poller.health() if self.poller is not None else "connected"
 
     def chat_lock(self, key: str) -> "_ChatLock":
         """The lock that keeps one chat's updates and resends in order."""
@@ -175,26 +203,6 @@ class TelegramChannel:
                 except TelegramError:
                     pass
             await asyncio.sleep(4.5)
-
-    async def resend_pending(self) -> int:
-        """Try again to send replies that failed before (Telegram down, too many retries)."""
-        pending = self.log.pending_outbound(CHANNEL)
-        by_chat: dict[int, list[int]] = {}
-        for msg in pending:
-            by_chat.setdefault(msg.conversation_id, []).append(msg.id)
-        for conversation_id, ids in by_chat.items():
-            async with self.chat_lock(self.log.conversation(conversation_id).chat_id):
-                await self.dispatcher.deliver(ids)
-        return len(pending)
-
-    async def resend_forever(self) -> None:
-        """Retry failed sends now and then, for as long as the channel runs."""
-        while True:
-            await asyncio.sleep(RESEND_INTERVAL_S)
-            try:
-                await self.resend_pending()
-            except Exception:
-                log.exception("resending pending Telegram replies failed")
 
     async def drain(self, timeout_s: float = 5.0) -> None:
         """Let answers in progress finish (on shutdown)."""

@@ -17,6 +17,7 @@ from bot.channels.telegram import COMMANDS, TelegramChannel
 from bot.channels.telegram_polling import Poller
 from bot.channels.telegram_sender import with_retries
 from bot.channels.telegram_updates import ALLOWED_UPDATES, CHANNEL, MalformedUpdate
+from bot.web import jsonbody
 from bot.web.keys import SERVICES
 
 log = logging.getLogger(__name__)
@@ -76,8 +77,19 @@ async def start_telegram(app: web.Application) -> None:
     """Start polling or the webhook in the background (after recovery, so older messages go first)."""
     channel = app.get(TELEGRAM)
     if channel is not None:
-        app[TASKS].append(asyncio.create_task(_run(app, channel), name="telegram"))
-        app[TASKS].append(asyncio.create_task(channel.resend_forever(), name="telegram-resend"))
+        task = asyncio.create_task(_run(app, channel), name="telegram")
+        task.add_done_callback(lambda t: _stopped(channel, t))
+        app[TASKS].append(task)
+
+
+def _stopped(channel: TelegramChannel, task: asyncio.Task[None]) -> None:
+    """Remember why the channel stopped for good, for /healthz (a cancellation at shutdown is no problem)."""
+    if task.cancelled():
+        return
+    error = task.exception()
+    channel.stopped = f"{type(error).__name__}: {error}"[:200] if error is not None else "the channel ended"
+    if error is not None:
+        log.error("the Telegram channel stopped: %s", channel.stopped)
 
 
 async def _run(app: web.Application, channel: TelegramChannel) -> None:
@@ -107,6 +119,7 @@ async def _run(app: web.Application, channel: TelegramChannel) -> None:
     await with_retries(lambda: channel.bot.delete_webhook(), "deleteWebhook", attempts=10)
     poller = Poller(channel)
     app[POLLER]["poller"] = poller
+    channel.poller = poller
     log.info("polling Telegram as @%s", channel.username)
     await poller.run()
 
@@ -116,12 +129,12 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     channel = request.app.get(TELEGRAM)
     if channel is None or not channel.services.settings.telegram_webhook_url:
         raise web.HTTPNotFound()
-    given = request.headers.get(SECRET_HEADER, "").encode()
+    given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")  # any bytes: 403, never 500
     if not hmac.compare_digest(given, webhook_secret(channel).encode()):
         log.warning("Telegram webhook call with a wrong or missing secret from %s", request.remote)
         raise web.HTTPForbidden()
     try:
-        data = await request.json()
+        data = jsonbody.loads(await request.read(), replace_surrogates=True)  # deep nesting: 400; lone surrogates: U+FFFD
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             raise ValueError("not an update object")
         update = Update.de_json(data, channel.bot)

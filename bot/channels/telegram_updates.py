@@ -123,6 +123,37 @@ def _translate(update: Update, bot_username: str | None) -> Incoming | None:
     return Incoming(update.update_id, base["chat_id"], chat, inbound, None, None, language, connection)
 
 
+def salvage(update_id: int, raw: Any, bot_username: str | None = None) -> Incoming | None:
+    """What can still be read of an update PTB could not parse: a private chat, its sender and text (else None)."""
+    if not isinstance(raw, dict):
+        return None
+    key = next((k for k in ("message", "edited_message", "business_message", "edited_business_message")
+                if isinstance(raw.get(k), dict)), None)
+    if key is None:
+        return None
+    message = raw[key]
+    chat, sender = message.get("chat"), message.get("from")
+    if not isinstance(chat, dict) or not isinstance(sender, dict) or chat.get("type") != "private" or sender.get("is_bot") is True:
+        return None
+    chat_id, user_id, message_id = chat.get("id"), sender.get("id"), message.get("message_id")
+    if not all(type(v) is int for v in (chat_id, user_id)):
+        return None
+    connection = message.get("business_connection_id") if isinstance(message.get("business_connection_id"), str) else None
+    text = next((v for v in (message.get("text"), message.get("caption")) if isinstance(v, str)), "").strip()
+    if type(message_id) is int:
+        platform_id = f"m{chat_key(chat_id, connection)}:{message_id}"
+        if key.startswith("edited") and type(message.get("edit_date")) is int:
+            platform_id += f":e{message['edit_date']}"
+    else:
+        platform_id = f"u{update_id}"
+    meta: dict[str, Any] = {"unreadable": True, **({"business_connection_id": connection} if connection else {})}
+    language = "en" if str(sender.get("language_code") or "").lower().startswith("en") else "de"
+    command = _command(text, bot_username) if text.startswith("/") else None
+    inbound = Inbound(CHANNEL, chat_key(chat_id, connection), str(user_id), text, kind="text" if text else "other",
+                      platform_id=platform_id, button="human_handoff" if command == "human" else None, meta=meta)
+    return Incoming(update_id, chat_key(chat_id, connection), chat_id, inbound, None, None, language, connection)
+
+
 def _command(text: str, bot_username: str | None) -> str | None:
     """start | help | human for the bot's commands ("/start@name" too); None for anything else."""
     if not text.startswith("/"):

@@ -1,4 +1,11 @@
-"""Data protection: a citizen's data on request (export, delete) and the retention period for transcripts."""
+"""Data protection: a citizen's data on request (export, delete) and the retention period for transcripts.
+
+Deleting means gone from the files too: SQLite overwrites deleted rows (secure_delete), the
+write-ahead log is checkpointed and truncated, and the audit trail of a deleted conversation
+keeps who did what and when, but no detail (no intent such as domestic_violence, no reason).
+A citizen may end and delete their own web chat; when officers had it open, a line without
+content tells them so until one of them marks it as seen (`deleted_chats`, `mark_deleted_seen`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,9 @@ log = logging.getLogger(__name__)
 
 RETENTION_INTERVAL_S = 24 * 60 * 60
 OPEN_STATES = ("queued", "claimed")  # a chat with the team is never purged under the officers' hands
+DELETED_NOTICE_DAYS = 7  # how long the inbox shows an unseen "the citizen deleted this open chat"
+NOTICES_KEY = "inbox:deleted_chats"  # the unseen notices, in the key-value table
+CHECKPOINT_WAIT_MS = 250  # how long a checkpoint after a deletion waits for other connections
 
 
 def _rows(log_: HandoverLog, sql: str, args: list[Any]) -> list[dict[str, Any]]:
@@ -47,27 +57,110 @@ def export_citizen(log_: HandoverLog, citizen: str) -> dict[str, Any]:
     }
 
 
+def _unlink_audit(log_: HandoverLog, ids_sql: str, args: list[Any]) -> None:
+    """Keep who did what and when to deleted conversations, nothing more; SQLite may reuse their ids."""
+    log_.db.execute(
+        f"UPDATE events SET detail = '{{\"conversation\": ' || conversation_id || '}}', conversation_id = NULL "
+        f"WHERE conversation_id IN ({ids_sql})", args,
+    )
+
+
+def _erase(log_: HandoverLog, ids: list[int]) -> dict[str, int]:
+    """Delete conversations with their messages and notes; unlink their audit events (inside a transaction)."""
+    marks = ",".join("?" * len(ids))
+    _unlink_audit(log_, marks, ids)
+    return {
+        "messages": log_.db.execute(f"DELETE FROM messages WHERE conversation_id IN ({marks})", ids).rowcount,
+        "notes": log_.db.execute(f"DELETE FROM notes WHERE conversation_id IN ({marks})", ids).rowcount,
+        "conversations": log_.db.execute(f"DELETE FROM conversations WHERE id IN ({marks})", ids).rowcount,
+    }
+
+
+def checkpoint(log_: HandoverLog, wait_ms: int = CHECKPOINT_WAIT_MS) -> bool:
+    """Move the write-ahead log into the database file and truncate it; False when another process kept it busy.
+
+    Waits at most `wait_ms` for other connections (the service's event loop must not stall on a CLI reader).
+    """
+    before = log_.db.execute("PRAGMA busy_timeout").fetchone()[0]
+    log_.db.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+    try:
+        row = log_.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        log_.db.execute(f"PRAGMA busy_timeout = {int(before)}")
+    if row and row[0]:
+        log.warning("WAL checkpoint after a deletion was kept busy by another connection; the next deletion or "
+                    "retention run truncates it")
+    return not (row and row[0])
+
+
+def _secure(log_: HandoverLog) -> None:
+    log_.db.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten, not just unlinked
+
+
 def delete_citizen(log_: HandoverLog, citizen: str, actor: str) -> dict[str, int]:
     """Erase a citizen's conversations, messages and notes; the audit trail keeps that it happened."""
     ids = _conversation_ids(log_, citizen)
-    marks = ",".join("?" * len(ids))
+    _secure(log_)
     with log_.transaction():
-        counts = {
-            "messages": log_.db.execute(f"DELETE FROM messages WHERE conversation_id IN ({marks})", ids).rowcount,
-            "notes": log_.db.execute(f"DELETE FROM notes WHERE conversation_id IN ({marks})", ids).rowcount,
-            "conversations": log_.db.execute(f"DELETE FROM conversations WHERE id IN ({marks})", ids).rowcount,
-        }
+        counts = _erase(log_, ids)
         for conversation_id in ids:
-            log_.audit(actor, "privacy_delete", conversation_id, citizen=citizen, **counts)
+            log_.audit(actor, "privacy_delete", None, conversation=conversation_id, citizen=citizen, **counts)
+    checkpoint(log_)
     return counts
+
+
+def delete_chat(log_: HandoverLog, conversation_id: int) -> dict[str, Any]:
+    """The citizen ends and deletes their own chat; an open one leaves the officers a line without content."""
+    conv = log_.conversation(conversation_id)
+    _secure(log_)
+    detail: dict[str, Any] = {"conversation": conversation_id, "channel": conv.channel, "open": conv.state in OPEN_STATES}
+    if detail["open"]:  # officers must not lose an escalation silently (shown until one marks it seen)
+        detail.update(state=conv.state, priority=conv.priority, queued_at=conv.queued_at, officer=conv.officer)
+    with log_.transaction():
+        counts = _erase(log_, [conversation_id])
+        log_.audit("citizen", "citizen_deleted", None, **detail, **counts)
+        if detail["open"]:
+            event_id = log_.db.execute("SELECT last_insert_rowid()").fetchone()[0]
+            notices = list(reversed(deleted_chats(log_))) + [{**detail, "event": event_id, "at": log_.clock()}]  # expired ones dropped
+            log_.set_value(NOTICES_KEY, json.dumps(notices, ensure_ascii=False))
+    checkpoint(log_)
+    return detail
+
+
+def _notices(log_: HandoverLog) -> list[dict[str, Any]]:
+    return json.loads(log_.get_value(NOTICES_KEY) or "[]")
+
+
+def deleted_chats(log_: HandoverLog, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Open chats their citizens deleted in the last DELETED_NOTICE_DAYS that no officer marked as seen, newest first.
+
+    Kept as one small list in the key-value table: the queue page reads it on every refresh.
+    """
+    since = ((now or datetime.now(timezone.utc)) - timedelta(days=DELETED_NOTICE_DAYS)).isoformat(timespec="milliseconds")
+    return [n for n in reversed(_notices(log_)) if n["at"] >= since]
+
+
+def mark_deleted_seen(log_: HandoverLog, event_id: int, officer: str) -> None:
+    """An officer has taken note that a citizen deleted an open chat (the notice goes away for everyone)."""
+    notices = _notices(log_)
+    if not any(n["event"] == event_id for n in notices):
+        raise HandoverError(f"no deleted chat notice {event_id}")
+    with log_.transaction():
+        log_.set_value(NOTICES_KEY, json.dumps([n for n in notices if n["event"] != event_id], ensure_ascii=False))
+        log_.audit(officer, "citizen_deleted_seen", None, notice=event_id)
 
 
 def purge_expired(log_: HandoverLog, retention_days: int, now: datetime | None = None) -> dict[str, int]:
     """Delete transcripts older than the retention period; keep the audit trail and open chats."""
     cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
     marks = ",".join("?" * len(OPEN_STATES))
+    _secure(log_)
     with log_.transaction():
         open_ids = f"SELECT id FROM conversations WHERE state IN ({marks})"
+        gone = (f"SELECT id FROM conversations WHERE state NOT IN ({marks}) AND updated_at < ? "
+                "AND id NOT IN (SELECT conversation_id FROM messages WHERE created_at >= ?) "
+                "AND id NOT IN (SELECT conversation_id FROM notes WHERE created_at >= ?)")
+        _unlink_audit(log_, gone, [*OPEN_STATES, cutoff, cutoff, cutoff])
         counts = {
             "messages": log_.db.execute(
                 f"DELETE FROM messages WHERE created_at < ? AND conversation_id NOT IN ({open_ids})", [cutoff, *OPEN_STATES]
@@ -83,6 +176,8 @@ def purge_expired(log_: HandoverLog, retention_days: int, now: datetime | None =
         }
         if any(counts.values()):
             log_.audit("system", "retention", None, cutoff=cutoff, **counts)
+    if any(counts.values()):
+        checkpoint(log_)
     return counts
 
 

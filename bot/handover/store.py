@@ -18,6 +18,13 @@ from bot.handover.schema import migrate
 
 STATES = ("bot", "queued", "claimed", "closed")
 PRIORITY = {"escalate": 2, "handover": 1}
+BUSY_MS = 20  # how long a write on the event loop waits for another process's lock; the dispatcher retries off the loop
+CLI_BUSY_MS = 10_000  # commands may wait
+
+
+def is_busy(err: BaseException) -> bool:
+    """True for SQLite's "database is locked": another connection holds the write lock (it clears by itself)."""
+    return isinstance(err, sqlite3.OperationalError) and ("locked" in str(err) or "busy" in str(err))
 
 
 class HandoverError(ValueError):
@@ -42,6 +49,7 @@ class Inbound:
     at: str | None = None
     button: str | None = None  # intent of a pressed topic button
     meta: dict[str, Any] | None = None
+    source: str | None = None  # the client's network (web chat): stored only as a pseudonym, to group floods
 
 
 @dataclass(frozen=True)
@@ -139,18 +147,28 @@ class HandoverLog:
         self._key = self._pseudonym_key()
 
     @classmethod
-    def open(cls, path: Path | str, pseudonym_key: str = "", clock: Callable[[], str] = utcnow) -> "HandoverLog":
-        """Open (and create or migrate) the log at `path`; ":memory:" for tests."""
+    def open(cls, path: Path | str, pseudonym_key: str = "", clock: Callable[[], str] = utcnow,
+             busy_ms: int = BUSY_MS) -> "HandoverLog":
+        """Open (and create or migrate) the log at `path`; ":memory:" for tests.
+
+        `busy_ms` bounds how long a write waits for another process's write lock: the service's
+        event loop must never freeze behind it (a write that meets the lock fails with "database
+        is locked"; the dispatcher retries it off the loop, and an emergency is answered anyway).
+        """
         memory = str(path) == ":memory:"
         if not memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         # autocommit at the driver level: sqlite-utils' atomic() opens every transaction itself
-        db = Database(sqlite3.connect(str(path), timeout=10, isolation_level=None, check_same_thread=False))
+        connection = sqlite3.connect(str(path), timeout=max(busy_ms, 10_000) / 1000, isolation_level=None,
+                                     check_same_thread=False)
+        db = Database(connection)
         if not memory:
             db.enable_wal()
             db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA foreign_keys = ON")
-        log = cls(db, clock)
+        db.execute("PRAGMA secure_delete = ON")  # deleted texts are overwritten in the file, not just unlinked
+        log = cls(db, clock)  # (creating and migrating the file may wait for a lock as long as it takes)
+        db.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
         if pseudonym_key:
             log._key = pseudonym_key.encode()
         return log
@@ -229,13 +247,32 @@ class HandoverLog:
         rows = self._select("SELECT * FROM conversations WHERE channel = ? AND chat_id = ?", [channel, str(chat_id)])
         return _conversation(rows[0]) if rows else None
 
-    def conversations(self, states: tuple[str, ...] = STATES, limit: int = 200) -> list[Conversation]:
-        """Conversations in the given states: highest priority first, then longest waiting."""
+    def conversations(self, states: tuple[str, ...] = STATES, limit: int | None = 200, offset: int = 0,
+                      priority: tuple[int, int] = (0, 99)) -> list[Conversation]:
+        """Conversations in the given states and priority range: highest priority first, then longest waiting.
+
+        `limit` None means all of them (the inbox lists every open escalation).
+        """
         marks = ",".join("?" * len(states))
         rows = self._select(
-            f"SELECT * FROM conversations WHERE state IN ({marks}) "
-            "ORDER BY priority DESC, COALESCE(queued_at, last_inbound_at, created_at) ASC, id ASC LIMIT ?",
-            [*states, limit],
+            f"SELECT * FROM conversations WHERE state IN ({marks}) AND priority BETWEEN ? AND ? "
+            "ORDER BY priority DESC, COALESCE(queued_at, last_inbound_at, created_at) ASC, id ASC LIMIT ? OFFSET ?",
+            [*states, *priority, -1 if limit is None else limit, max(0, offset)],
+        )
+        return [_conversation(r) for r in rows]
+
+    def count_conversations(self, states: tuple[str, ...] = STATES, priority: tuple[int, int] = (0, 99)) -> int:
+        """How many conversations are in the given states and priority range (the true count, never capped)."""
+        marks = ",".join("?" * len(states))
+        return self.db.execute(
+            f"SELECT COUNT(*) FROM conversations WHERE state IN ({marks}) AND priority BETWEEN ? AND ?", [*states, *priority]
+        ).fetchone()[0]
+
+    def recently_updated(self, states: tuple[str, ...], limit: int = 30) -> list[Conversation]:
+        """The `limit` conversations in `states` that changed last, newest first (however many there are)."""
+        marks = ",".join("?" * len(states))
+        rows = self._select(
+            f"SELECT * FROM conversations WHERE state IN ({marks}) ORDER BY updated_at DESC, id DESC LIMIT ?", [*states, limit]
         )
         return [_conversation(r) for r in rows]
 
@@ -249,9 +286,16 @@ class HandoverLog:
         return self.conversation(conversation_id)
 
     def queue(self, conversation_id: int, action: str, reason: str) -> Conversation:
-        """Put a conversation in the officers' queue (an escalation raises its priority)."""
+        """Put a conversation in the officers' queue (an escalation raises its priority).
+
+        While officers have the chat, its reason changes only with a higher priority: an
+        escalation's reason is never replaced by a later, lesser one (nor by a second one).
+        """
         conv = self.conversation(conversation_id)
-        priority = max(conv.priority if conv.with_officer else 0, PRIORITY[action])
+        current = conv.priority if conv.with_officer else 0
+        priority = max(current, PRIORITY[action])
+        if conv.with_officer and conv.reason and PRIORITY[action] <= current:
+            reason = conv.reason
         now = self.clock()
         if conv.state == "claimed":
             return self.update_conversation(conversation_id, priority=priority, reason=reason)
@@ -275,10 +319,12 @@ class HandoverLog:
             conv = self.find_conversation(msg.channel, msg.chat_id)
             first_contact = conv is None
             if conv is None:
+                conv_meta = {"source": self.pseudonym("source", msg.source)} if msg.source else {}
                 conv_id = self._insert(
                     "conversations",
                     {"channel": msg.channel, "chat_id": str(msg.chat_id), "citizen": self.pseudonym(msg.channel, str(msg.user_id)),
-                     "state": "bot", "created_at": now, "updated_at": now, "last_inbound_at": now},
+                     "state": "bot", "created_at": now, "updated_at": now, "last_inbound_at": now,
+                     "meta": json.dumps(conv_meta)},
                 )
             else:
                 conv_id = conv.id

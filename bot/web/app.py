@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import AsyncIterator
@@ -10,6 +11,7 @@ from aiohttp import web
 
 from bot.channels.instagram import add_instagram_routes
 from bot.channels.telegram_app import add_telegram_routes, start_telegram, telegram_ctx
+from bot.nlu_workers import NluSupervisor
 from bot.services import Services
 from bot.settings import Settings
 from bot.web import auth
@@ -20,32 +22,26 @@ from bot.web.storage_errors import storage_errors
 from bot.web.render import STATIC
 from bot.web.resources import close_streams, inbox_resources
 from bot.web.webchat import add_webchat_routes
-from nlu.reload import ModelReloader
 
 log = logging.getLogger(__name__)
 
 STARTED = web.AppKey("started", float)
+NLU = web.AppKey("nlu", NluSupervisor)
+RECOVERY = web.AppKey("recovery", asyncio.Task)
+RECOVERY_WAIT = 60.0  # seconds recovered messages wait for the model after a start
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Report whether the model is loaded (or the safety net alone answers) and the database is writable."""
     services = request.app[SERVICES]
-    models = services.models
-    model = models.model
     try:
         services.handover.set_value("healthz", str(time.time()))
         database = "writable"
     except Exception as err:  # any sqlite error means: not writable
         database = f"error: {err}"
-    mode = "nlu" if model is not None else "safety_net"
     body = {
         "status": "ok" if database == "writable" else "degraded",
-        "mode": mode,
-        "model": str(model.path.name) if model is not None else None,
-        "model_loading": models.loading,
-        "model_error": models.error,
-        "model_version": model.name if model is not None else None,
-        "model_rejected": models.rejected,
+        **services.model_status(),
         "database": database,
         "channels": channels_status(request.app),
         "uptime_s": round(time.time() - request.app[STARTED], 1),
@@ -55,7 +51,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """Every route of the app, in one place."""
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/livez", auth.liveness)  # public: the process answers
+    app.router.add_get("/healthz", auth.for_operators(healthz, public=auth.liveness))  # details: token or officer
     add_metrics_routes(app)  # /metrics (Prometheus text)
     add_webchat_routes(app)  # /, /chat/...
     app.router.add_get(auth.LOGIN_PATH, auth.login_form)
@@ -68,28 +65,42 @@ def add_routes(app: web.Application) -> None:
 
 
 async def recover(app: web.Application) -> None:
-    """Decide on messages stored before a crash and resend pending replies."""
-    await app[SERVICES].dispatcher.recover()
+    """Finish what was stored before a crash, then keep the one recovery loop running (bot/recovery.py).
+
+    Escalations (the safety net needs no model) are answered at once and pending replies sent;
+    ordinary undecided messages wait until the NLU workers answer or RECOVERY_WAIT seconds have
+    passed, so recovered messages are not all handed to officers just because the model was
+    still loading. From then on the loop retries whatever stays undecided or unsent, without a restart.
+    """
+    recovery = app[SERVICES].dispatcher.recovery
+    supervisor = app.get(NLU)
+    if supervisor is None:
+        await recovery.run_once(everything_due=True)
+        app[RECOVERY] = recovery.start()
+        return
+    await recovery.run_once(everything_due=True, hold_ordinary=True)
+    app[RECOVERY] = recovery.start(hold=supervisor.client.wait_ready(RECOVERY_WAIT))
 
 
 def create_app(settings: Settings, services: Services | None = None, load_model: bool = True) -> web.Application:
-    """Build the web app; the model loads in the background while the safety net already answers."""
+    """Build the web app; the NLU workers load the model while the safety net already answers."""
     app = web.Application(client_max_size=1024 * 1024, middlewares=[auth.security_headers, auth.officer_guard, storage_errors])
     app[STARTED] = time.time()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own = services is None
         app[SERVICES] = services or Services.build(settings)
-        if load_model and app[SERVICES].models.model is None:
-            app[SERVICES].models.load_in_background(settings.model_path)
-        reloader = ModelReloader(
-            app[SERVICES].models, settings.model_path, settings.data_dir,
-            settings.escalation_threshold, settings.model_watch_seconds,
-        )
-        if load_model:
-            reloader.start()  # a new model after `make train`: file watch and SIGHUP
+        supervisor = NluSupervisor(settings) if load_model and app[SERVICES].triage.parser is None else None
+        if supervisor is not None:
+            await supervisor.start()  # the workers load the model; the safety net answers meanwhile
+            app[SERVICES].triage.parser = supervisor.client
+            app[NLU] = supervisor
         yield
-        await reloader.stop()
+        if RECOVERY in app:
+            app[RECOVERY].cancel()
+        if supervisor is not None:
+            await supervisor.stop()
+            app[SERVICES].triage.parser = None
         if own:
             app[SERVICES].handover.close()
 

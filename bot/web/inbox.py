@@ -7,9 +7,12 @@ from typing import Any
 from aiohttp import web
 
 from bot.handover import Conversation, HandoverError
-from bot.web.auth import officer
-from bot.web.keys import HUB, SERVICES, STATES
-from bot.web.live import INBOX, conversation_data, stream
+from bot.handover.privacy import deleted_chats, mark_deleted_seen
+from bot.handover.queue_view import queue_view
+from bot.web.auth import SESSION_COOKIE, officer
+from bot.web.intake import INTAKE
+from bot.web.keys import HUB, OFFICERS, SERVICES, STATES
+from bot.web.live import INBOX, conversation_data, session_topic, stream
 from bot.web.render import render
 from nlu.intents import INTENTS
 
@@ -25,11 +28,14 @@ def _conversation(request: web.Request) -> Conversation:
 
 def _queue_context(request: web.Request) -> dict[str, Any]:
     log = request.app[SERVICES].handover
-    recent = sorted(log.conversations(("bot", "closed")), key=lambda c: c.updated_at, reverse=True)[:30]
+    try:
+        page = int(request.query.get("seite", "1"))
+    except ValueError:
+        page = 1
     return {
-        "queued": log.conversations(("queued",)),
-        "claimed": log.conversations(("claimed",)),
-        "recent": recent,
+        "queue": queue_view(log, page),  # every open emergency (floods from one client grouped), the rest paged
+        "recent": log.recently_updated(("bot", "closed"), 30),
+        "deleted": deleted_chats(log),
         "labels": STATE_LABELS,
         "session": officer(request),
     }
@@ -64,8 +70,20 @@ async def conversation_fragment(request: web.Request) -> web.Response:
 
 
 async def inbox_events(request: web.Request) -> web.StreamResponse:
-    """Stream every change officers care about as server-sent events."""
-    return await stream(request, request.app[HUB], INBOX)
+    """Stream every change officers care about; the stream ends with the session (logout, expiry)."""
+    session = officer(request)
+    slots = request.app[INTAKE].inbox_streams
+    keys = {"session": session.token}
+    if slots.acquire(keys) is not None:
+        raise web.HTTPTooManyRequests(text="Zu viele offene Live-Verbindungen. Schließ ein paar Tabs.",
+                                      headers={"Retry-After": "30"})
+    officers = request.app[OFFICERS]
+    token = request.cookies.get(SESSION_COOKIE)
+    try:
+        return await stream(request, request.app[HUB], [INBOX, session_topic(session.token)],
+                            alive=lambda: officers.session(token) is not None)
+    finally:
+        slots.release(keys)
 
 
 def _back(conv: Conversation, anchor: str = "") -> web.HTTPSeeOther:
@@ -147,6 +165,16 @@ async def relabel(request: web.Request) -> web.Response:
     raise _back(conv, f"#m{message_id}")
 
 
+async def deleted_seen(request: web.Request) -> web.Response:
+    """Take note that a citizen deleted an open chat (the notice leaves every officer's queue)."""
+    try:
+        mark_deleted_seen(request.app[SERVICES].handover, int(request.match_info["event"]), officer(request).officer)
+    except (ValueError, HandoverError):
+        raise web.HTTPNotFound(text="Diesen Hinweis gibt es nicht (mehr).") from None
+    request.app[HUB].publish(INBOX, {"kind": "deleted_seen"})
+    raise web.HTTPSeeOther("/inbox")
+
+
 def add_inbox_routes(app: web.Application) -> None:
     """The inbox's routes (all behind the officer guard)."""
     app.router.add_get("/inbox", queue_page)
@@ -159,3 +187,4 @@ def add_inbox_routes(app: web.Application) -> None:
     app.router.add_post("/inbox/c/{id}/note", note)
     app.router.add_post("/inbox/c/{id}/close", close)
     app.router.add_post("/inbox/c/{id}/relabel", relabel)
+    app.router.add_post("/inbox/deleted/{event}/seen", deleted_seen)

@@ -9,9 +9,11 @@ from bot.handover.officers import Officers
 from bot.handover.states import HandoverStates
 from bot.services import Services
 from bot.web.live import EventHub
+from bot.web.ratelimit import Buckets
 
 SERVICES = web.AppKey("services", Services)
 HUB = web.AppKey("event_hub", EventHub)
 OFFICERS = web.AppKey("officers", Officers)
 STATES = web.AppKey("handover_states", HandoverStates)
 ALERTS = web.AppKey("officer_alerts", OfficerAlerts)
+LOGIN_ATTEMPTS = web.AppKey("login_attempts", Buckets)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 
@@ -26,6 +27,11 @@ def chat_topic(channel: str, chat_id: str) -> str:
     return f"chat:{channel}:{chat_id}"
 
 
+def session_topic(session_token: str) -> str:
+    """The topic that ends an officer's streams when the session ends (logout)."""
+    return f"session:{session_token}"
+
+
 def conversation_data(kind: str, conv: Conversation, **extra: Any) -> dict[str, Any]:
     """What a page needs to know to refresh itself (no citizen text: pages fetch that themselves)."""
     return {"kind": kind, "conversation_id": conv.id, "state": conv.state, "priority": conv.priority, **extra}
@@ -38,9 +44,9 @@ class EventHub:
         self._subscribers: defaultdict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
         self.closed = False
 
-    def subscribe(self, topic: str) -> asyncio.Queue[Any]:
-        """A queue that receives every event published on `topic`."""
-        queue: asyncio.Queue[Any] = asyncio.Queue(QUEUE_SIZE)
+    def subscribe(self, topic: str, queue: asyncio.Queue[Any] | None = None) -> asyncio.Queue[Any]:
+        """A queue (new, or `queue`) that receives every event published on `topic`."""
+        queue = queue if queue is not None else asyncio.Queue(QUEUE_SIZE)
         self._subscribers[topic].add(queue)
         return queue
 
@@ -56,6 +62,9 @@ class EventHub:
             try:
                 queue.put_nowait(data)
             except asyncio.QueueFull:
+                if data.get("escalated") and _make_room(queue):  # an emergency is never the update a slow page loses
+                    queue.put_nowait(data)
+                    continue
                 log.warning("live update dropped for a slow page on %s", topic)
 
     def publish_conversation(self, kind: str, conv: Conversation, **extra: Any) -> None:
@@ -72,33 +81,60 @@ class EventHub:
     def close(self) -> None:
         """End every open stream (at shutdown)."""
         self.closed = True
-        for queues in self._subscribers.values():
-            for queue in queues:
-                if queue.full():
-                    queue.get_nowait()
-                queue.put_nowait(_CLOSE)
+        for topic in list(self._subscribers):
+            self.close_topic(topic)
+
+    def close_topic(self, topic: str) -> None:
+        """End the streams listening on `topic` (an officer logged out, a citizen deleted the chat)."""
+        for queue in list(self._subscribers.get(topic, ())):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(_CLOSE)
 
 
-async def stream(request: web.Request, hub: EventHub, topic: str) -> web.StreamResponse:
-    """Serve `topic` as text/event-stream until the page goes away or the app shuts down."""
+def _make_room(queue: asyncio.Queue[Any]) -> bool:
+    """Drop the oldest update to make room; False when that was the end-of-stream mark (kept: the stream ends anyway)."""
+    oldest = queue.get_nowait()
+    if oldest is _CLOSE:
+        queue.put_nowait(_CLOSE)
+        return False
+    return True
+
+
+async def stream(request: web.Request, hub: EventHub, topics: list[str],
+                 alive: Callable[[], bool] | None = None) -> web.StreamResponse:
+    """Serve `topics` as text/event-stream until the page goes away, `alive()` turns false, or the app shuts down.
+
+    `alive` (an officer's session still valid) is asked at least every KEEPALIVE_S seconds.
+    """
     response = web.StreamResponse(
         headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
     await response.prepare(request)
-    queue = hub.subscribe(topic)
+    queue = hub.subscribe(topics[0])
+    for topic in topics[1:]:
+        hub.subscribe(topic, queue)
+    checked = time.monotonic()
     try:
         await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
         while not hub.closed:
             try:
                 data = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
             except asyncio.TimeoutError:
-                await response.write(b": keepalive\n\n")
-                continue
+                data = None
             if data is _CLOSE:
                 break
-            await response.write(f"event: update\ndata: {json.dumps(data)}\n\n".encode())
-    except ConnectionResetError:
+            if alive is not None and time.monotonic() - checked >= KEEPALIVE_S:
+                if not alive():
+                    break
+                checked = time.monotonic()
+            if data is None:
+                await response.write(b": keepalive\n\n")
+            else:
+                await response.write(f"event: update\ndata: {json.dumps(data)}\n\n".encode())
+    except ConnectionResetError:  # aiohttp 3.10+ raises its ClientConnectionResetError, a subclass
         pass
     finally:
-        hub.unsubscribe(topic, queue)
+        for topic in topics:
+            hub.unsubscribe(topic, queue)
     return response

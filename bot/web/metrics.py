@@ -16,6 +16,8 @@ from typing import Any
 from aiohttp import web
 
 from bot.dispatcher import Event
+from bot.web.auth import for_operators
+from bot.web.intake import INTAKE, WebChatIntake
 from bot.web.keys import SERVICES
 
 # Reply latency buckets in seconds: from a stored message to its reply handed to the channel.
@@ -97,7 +99,7 @@ def render(metrics: Metrics, log: Any) -> str:
         "# HELP streife_messages_out_total Replies handed to a channel since start, by author.",
         "# TYPE streife_messages_out_total counter",
         *(f'streife_messages_out_total{{channel="{c}",author="{a}"}} {n}' for (c, a), n in sorted(metrics.outbound.items())),
-        "# HELP streife_actions_total Triage decisions since start: answer, clarify, handover, escalate.",
+        "# HELP streife_actions_total Triage decisions since start: answer, clarify, check, handover, escalate.",
         "# TYPE streife_actions_total counter",
         *(f'streife_actions_total{{channel="{c}",action="{a}"}} {n}' for (c, a), n in sorted(metrics.actions.items())),
         "# HELP streife_reply_latency_seconds From a citizen's stored message to the bot's reply handed to the channel.",
@@ -133,22 +135,38 @@ def render(metrics: Metrics, log: Any) -> str:
 METRICS = web.AppKey("metrics", Metrics)
 
 
+def intake_lines(intake: WebChatIntake) -> list[str]:
+    """The web chat's limits at work: refused messages and streams, emergencies let through, open streams."""
+    return [
+        "# HELP streife_webchat_refused_total Web chat messages and live streams refused by a limit since start.",
+        "# TYPE streife_webchat_refused_total counter",
+        *(f'streife_webchat_refused_total{{limit="{name}"}} {n}' for name, n in sorted(intake.refused.items())),
+        "# HELP streife_webchat_exempt_total Emergencies taken although their web chat was over a limit.",
+        "# TYPE streife_webchat_exempt_total counter", f"streife_webchat_exempt_total {intake.exempt}",
+        "# HELP streife_live_streams Open live streams, by audience.", "# TYPE streife_live_streams gauge",
+        f'streife_live_streams{{audience="webchat"}} {intake.streams.open}',
+        f'streife_live_streams{{audience="inbox"}} {intake.inbox_streams.open}',
+    ]
+
+
 async def metrics_page(request: web.Request) -> web.Response:
     """Return the metrics in Prometheus' text format."""
     body = render(request.app[METRICS], request.app[SERVICES].handover)
+    if INTAKE in request.app:
+        body += "\n".join(intake_lines(request.app[INTAKE])) + "\n"
     return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def channels_status(app: web.Application) -> dict[str, str]:
-    """Each channel with a sender: "connected", or for Telegram "connecting" until getMe succeeded."""
+    """Each channel with a sender: "connected"; Telegram tells its own truth (connecting, connected, failing, stopped)."""
     from bot.channels.telegram_app import TELEGRAM
 
     status = {}
     for channel in sorted(app[SERVICES].dispatcher.senders):
         status[channel] = "connected"
     telegram = app.get(TELEGRAM)
-    if telegram is not None and "telegram" in status and telegram.username is None:
-        status["telegram"] = "connecting"
+    if telegram is not None and "telegram" in status:
+        status["telegram"] = telegram.health()
     return status
 
 
@@ -160,4 +178,4 @@ def add_metrics_routes(app: web.Application) -> None:
         app[METRICS].attach(app[SERVICES].dispatcher)
 
     app.on_startup.append(attach)
-    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/metrics", for_operators(metrics_page))  # METRICS_TOKEN bearer or an officer login

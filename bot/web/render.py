@@ -11,6 +11,7 @@ import jinja2
 from aiohttp import web
 
 from bot.web.keys import SERVICES
+from bot.web.visible import visible
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -22,6 +23,7 @@ ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+ENV.filters["visible"] = visible  # bidi and zero-width characters shown, never obeyed
 
 
 def waited(since: str | None, now: datetime | None = None) -> str:

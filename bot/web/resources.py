@@ -14,17 +14,18 @@ from bot.alerts import OfficerAlerts
 from bot.handover.officers import INITIAL_OFFICER, Officers
 from bot.handover.privacy import retention_loop
 from bot.handover.states import HandoverStates
-from bot.web.keys import ALERTS, HUB, OFFICERS, SERVICES, STATES
+from bot.web.auth import login_attempts
+from bot.web.keys import ALERTS, HUB, LOGIN_ATTEMPTS, OFFICERS, SERVICES, STATES
 from bot.web.live import EventHub
 
 log = logging.getLogger(__name__)
 
 
 def announce_initial_password(password: str) -> None:
-    """Show the first account's password once, on the console and in the log."""
-    line = f"First start: created inbox account '{INITIAL_OFFICER}' with password: {password}"
-    log.warning(line)
-    print(f"{line}\n(Change it with: python -m bot officers add {INITIAL_OFFICER})", flush=True)
+    """Show the first account's password once, on the terminal (stdout) only: never in the log."""
+    log.warning("first start: created inbox account '%s'; its password was printed on the terminal", INITIAL_OFFICER)
+    print(f"First start: created inbox account '{INITIAL_OFFICER}' with password: {password}\n"
+          f"(Change it with: python -m bot officers add {INITIAL_OFFICER})", flush=True)
 
 
 async def inbox_resources(app: web.Application) -> AsyncIterator[None]:
@@ -33,6 +34,7 @@ async def inbox_resources(app: web.Application) -> AsyncIterator[None]:
     hub = EventHub()
     app[HUB] = hub
     app[OFFICERS] = Officers(services.handover)
+    app[LOGIN_ATTEMPTS] = login_attempts()
     app[STATES] = HandoverStates(services.handover, services.triage.responses)
     password = app[OFFICERS].ensure_initial()
     if password:

@@ -18,7 +18,7 @@
       do {
         again = false;
         const response = await fetch(fragment, { credentials: "same-origin", cache: "no-store" });
-        if (response.redirected || response.status === 401) { window.location.reload(); return; }
+        if (response.redirected || response.status === 401 || response.status === 404) { window.location.reload(); return; }
         if (response.ok) {
           live.innerHTML = await response.text();
           document.body.dataset.refreshed = String(Date.now());

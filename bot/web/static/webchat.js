@@ -1,20 +1,34 @@
 // Web chat: a citizen writes, the transcript (bot and officer replies) updates live.
+// A message stays in the box until the server took it: a busy server (503) is asked again with the
+// same id (it drops duplicates), a limit (429) is explained. The citizen can end and delete the chat.
 (function () {
   "use strict";
+  const main = document.querySelector("main.chat");
   const list = document.getElementById("messages");
   const buttons = document.getElementById("buttons");
   const form = document.getElementById("composer");
   const input = document.getElementById("text");
   const status = document.getElementById("status");
+  const endButton = document.getElementById("end-chat");
+  const endConfirm = document.getElementById("end-confirm");
+  const ended = document.getElementById("ended");
   const AUTHORS = { citizen: "Du", bot: "Bot", officer: "Team" };
+  const ATTEMPTS = 7;
   let running = false;
   let again = false;
+  let sending = false;
+  let source = null;
+  let poller = null;
 
   function uuid() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
     const bytes = new Uint8Array(16);
     crypto.getRandomValues(bytes);
     return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  }
+
+  function wait(seconds) {
+    return new Promise(function (resolve) { setTimeout(resolve, seconds * 1000); });
   }
 
   function render(data) {
@@ -35,6 +49,7 @@
       const button = document.createElement("button");
       button.type = "button";
       button.textContent = pair[0];
+      if (pair[1] === "emergency" || pair[1] === "self_harm") button.className = "danger";
       button.addEventListener("click", function () { send({ text: pair[0], button: pair[1] }); });
       return button;
     }));
@@ -43,6 +58,7 @@
   }
 
   async function load() {
+    if (document.body.dataset.ended) return;
     if (running) { again = true; return; }
     running = true;
     try {
@@ -58,38 +74,117 @@
     }
   }
 
+  // Send one message; true once the server took it. The same id on every try.
   async function send(payload) {
-    payload.id = uuid(); // the same id on every retry: the server drops duplicates
+    payload.id = uuid();
     status.textContent = "wird gesendet …";
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      let response;
       try {
-        const response = await fetch("/chat/messages", {
+        response = await fetch("/chat/messages", {
           method: "POST",
           credentials: "same-origin",
           headers: { "Content-Type": "application/json" },
           body: JSON.stringify(payload),
         });
-        status.textContent = response.ok ? "" : "Das hat nicht geklappt. Lade die Seite neu. Im Notfall: 110.";
-        break;
       } catch (err) {
         status.textContent = "Keine Verbindung, neuer Versuch … Im Notfall: 110.";
-        await new Promise(function (resolve) { setTimeout(resolve, 1000 * (attempt + 1)); });
+        document.body.dataset.retries = String(attempt + 1);
+        await wait(attempt + 1);
+        continue;
       }
+      if (response.ok) {
+        status.textContent = "";
+        load();
+        return true;
+      }
+      if (response.status === 503) {
+        const after = Number(response.headers.get("Retry-After")) || 1;
+        status.textContent = "Gerade klemmt es bei uns, neuer Versuch … Deine Nachricht bleibt im Feld. Im Notfall: 110.";
+        document.body.dataset.retries = String(attempt + 1);
+        await wait(Math.min(after, attempt + 1));
+        continue;
+      }
+      let body = {};
+      try { body = await response.json(); } catch (err) { body = {}; }
+      status.textContent = body.message || "Das hat nicht geklappt. Lade die Seite neu. Im Notfall: 110.";
+      load();
+      return false;
     }
-    load();
+    status.textContent = "Deine Nachricht ist noch nicht angekommen. Sie steht noch im Feld: schick sie gleich noch einmal. Im Notfall: 110.";
+    return false;
   }
 
-  form.addEventListener("submit", function (event) {
+  form.addEventListener("submit", async function (event) {
     event.preventDefault();
     const text = input.value.trim();
-    if (!text) return;
-    input.value = "";
-    send({ text: text });
+    if (!text || sending) return;
+    sending = true;
+    try {
+      const taken = await send({ text: text });
+      if (taken && input.value.trim() === text) input.value = "";
+    } finally {
+      sending = false;
+    }
   });
 
-  const source = new EventSource("/chat/events");
-  source.addEventListener("hello", function () { document.body.dataset.live = "on"; load(); });
-  source.addEventListener("update", load);
-  source.onerror = function () { document.body.dataset.live = "off"; };
+  function connect() {
+    source = new EventSource("/chat/events");
+    source.addEventListener("hello", function () {
+      document.body.dataset.live = "on";
+      if (poller) { clearInterval(poller); poller = null; }
+      load();
+    });
+    source.addEventListener("update", load);
+    source.onerror = function () {
+      document.body.dataset.live = "off";
+      if (source.readyState === EventSource.CLOSED && !poller && !document.body.dataset.ended) {
+        // refused (too many live streams): ask for the transcript now and then, and try live again later
+        status.textContent = main.dataset.streamsText || "";
+        poller = setInterval(load, 10000);
+        setTimeout(connect, 60000);
+      }
+    };
+  }
+
+  endButton.addEventListener("click", function () {
+    endButton.hidden = true;
+    endConfirm.hidden = false;
+  });
+  document.getElementById("end-no").addEventListener("click", function () {
+    endConfirm.hidden = true;
+    endButton.hidden = false;
+  });
+  document.getElementById("end-yes").addEventListener("click", async function () {
+    let response;
+    try {
+      response = await fetch("/chat/delete", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: "{}",
+      });
+    } catch (err) {
+      response = null;
+    }
+    if (!response || !response.ok) {
+      status.textContent = "Das Löschen hat nicht geklappt. Versuch es bitte gleich noch einmal.";
+      return;
+    }
+    const body = await response.json();
+    document.body.dataset.ended = "yes";
+    if (source) source.close();
+    if (poller) clearInterval(poller);
+    list.replaceChildren();
+    buttons.replaceChildren();
+    input.value = "";
+    form.hidden = true;
+    endConfirm.hidden = true;
+    status.textContent = "";
+    document.getElementById("ended-text").textContent = body.message;
+    ended.hidden = false;
+  });
+
+  connect();
   load();
 })();
