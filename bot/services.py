@@ -21,7 +21,7 @@ def build_triage(settings: Settings, parser: Parser | None = None) -> Triage:
     """Triage with the texts and rules from settings.data_dir; the model answers from the NLU workers."""
     return Triage(
         responses=Responses.load(settings.data_dir),
-        safety_net=SafetyNet.load(settings.data_dir / "safety_net.yml"),
+        safety_net=SafetyNet.load(settings.data_dir / "safety_net.yml", strict=False),
         parser=parser,
         duty=DutyHours.parse(settings.duty_hours, settings.timezone),
         confidence_threshold=settings.confidence_threshold,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from bot.safety_net import SafetyNet, SafetyNetError
 from nlu.examples import read_dir
-from tests.conftest import DATA
+from tests.conftest import DATA, ROOT
 
 
 @pytest.mark.parametrize(
@@ -164,3 +165,22 @@ def test_broken_rules_file_is_refused_with_a_clear_error(tmp_path: Path, content
     path.write_text(content, encoding="utf-8")
     with pytest.raises(SafetyNetError, match=message):
         SafetyNet.load(path)
+
+
+def test_the_service_still_starts_and_escalates_when_a_rules_own_example_no_longer_fires(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.services import build_triage
+    from bot.settings import Settings
+
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "data", data)
+    rules = data / "safety_net.yml"
+    text = rules.read_text(encoding="utf-8")
+    rules.write_text(text.replace("    examples:\n", "    examples:\n      - ein ganz harmloser satz ueber kuchen\n", 1), encoding="utf-8")
+    with pytest.raises(SafetyNetError, match="does not fire on its example"):
+        SafetyNet.load(rules)  # make validate and the tests are strict
+    settings = Settings.from_env({"DATA_DIR": str(data), "DATABASE_PATH": str(tmp_path / "db.sqlite3")}, dotenv=tmp_path / "none")
+    triage = build_triage(settings)  # the service is not: it logs and runs
+    assert "does not fire on its example" in caplog.text
+    assert triage.safety_net.check("hilfe da ist ein einbrecher in unserer wohnung") is not None
