@@ -176,10 +176,3 @@ class ModelHolder:
             old.close()
         log.info("model reloaded: %s now serving (was %s)", model.name, old.name if old else "none")
         return model
-
-    def load_in_background(self, path: Path) -> threading.Thread:
-        """Start loading `path` on a thread; the bot answers with the safety net until it is ready."""
-        self.loading = True
-        thread = threading.Thread(target=self.load, args=(path,), name="nlu-load", daemon=True)
-        thread.start()
-        return thread

@@ -16,6 +16,7 @@ from typing import AsyncIterator
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from bot.handover import HandoverLog
 from bot.nlu_client import NluClient
@@ -39,6 +40,15 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def timed_emergency(server: TestServer) -> tuple[aiohttp.ClientResponse, float]:
+    """A new citizen writes an emergency; the response and the seconds it took."""
+    async with Browser(server) as citizen:
+        await citizen.open_chat()
+        started = asyncio.get_running_loop().time()
+        emergency = await citizen.send(EMERGENCY)
+        return emergency, asyncio.get_running_loop().time() - started
 
 
 def stored(log: HandoverLog, where: str = "1") -> int:
@@ -208,11 +218,7 @@ async def test_live_streams_are_capped_per_chat_per_address_and_overall(settings
                 others.append(other)
                 opened.append(await other.http.get(other.url("/chat/events"), timeout=timeout))
             assert app[INTAKE].streams.open == 6
-            async with Browser(server) as citizen:
-                await citizen.open_chat()
-                started = asyncio.get_running_loop().time()
-                emergency = await citizen.send(EMERGENCY)
-                took = asyncio.get_running_loop().time() - started
+            emergency, took = await timed_emergency(server)
             statuses = [r.status for r in opened]
             refused_text = await same_chat[4].text()
             for response in opened:
@@ -235,11 +241,7 @@ async def test_hundreds_of_streams_from_one_address_hold_twenty_and_an_emergency
                 return await http.get(server.make_url("/chat/events"), headers={"Cookie": f"streife_chat=probe-{n:05d}"})
             opened = await asyncio.gather(*(open_stream(n) for n in range(300)))
             held = app[INTAKE].streams.open
-            async with Browser(server) as citizen:
-                await citizen.open_chat()
-                started = asyncio.get_running_loop().time()
-                emergency = await citizen.send(EMERGENCY)
-                took = asyncio.get_running_loop().time() - started
+            emergency, took = await timed_emergency(server)
             statuses = [r.status for r in opened]
             for response in opened:
                 response.close()
