@@ -16,7 +16,7 @@ _KO = re.compile(r"\bk\s?\.\s?o\s?\.?\s?-?\s?(?=tropf)")  # "k.o.-tropfen", "k. 
 _SENTENCE_END = re.compile(r"[!?;\n]+|(?<!\d)\.+(?=\s|$)")
 _CLAUSE_END = re.compile(r"[,:\u2013\u2014]|\s-+\s")
 CONJUNCTIONS = frozenset("und aber oder weil denn and but or because".split())  # also start a clause
-_WORD = re.compile(r"[^\W\d_]+|\d+")
+_WORD = re.compile(r"[^\W\d_]+(?:\d+[^\W\d_]+)*|\d+")  # digits inside a word stay (Arabizi "sa3dni")
 _DOUBLE = re.compile(r"(.)\1+")
 _CACHE_MAX = 50_000
 

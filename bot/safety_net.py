@@ -68,6 +68,11 @@ class SafetyNet:
             doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)
         except (OSError, yaml.YAMLError) as err:
             raise SafetyNetError(f"{path}: cannot read safety net rules: {err}") from None
+        return cls.from_doc(doc, path, strict)
+
+    @classmethod
+    def from_doc(cls, doc: object, path: Path | str, strict: bool = True) -> "SafetyNet":
+        """Compile rules already read from YAML (`path` names their file in errors); see `load`."""
         if not isinstance(doc, dict):
             raise SafetyNetError(f"{path}: expected a mapping with {', '.join(ESCALATION_INTENTS)}")
         if set(doc) - SECTIONS:

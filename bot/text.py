@@ -6,7 +6,10 @@ import re
 import unicodedata
 
 _FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "’": "'", "`": "'"})
-_REPEATS = re.compile(r"([a-z])\1{2,}")
+# Letters written two ways: Turkish dotless i, Polish l with stroke, and the Arabic and Persian forms
+# of ya, kaf and ta marbuta (phones use either), the Arabic stretching stroke (tatweel) dropped.
+_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ى": "ي", "ی": "ي", "ک": "ك", "ة": "ه", "ـ": None})
+_REPEATS = re.compile(r"([^\W\d_])\1{2,}")
 _SPACES = re.compile(r"\s+")
 _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
 MAX_TEXT = 4000
@@ -20,8 +23,16 @@ def clean(text: str) -> str:
     return kept.strip()[:MAX_TEXT]
 
 
+def strip_marks(text: str) -> str:
+    """Drop accents and vowel signs ("ş" -> "s", "ă" -> "a", "й" -> "и", Arabic harakat), as phones often do."""
+    if text.isascii():
+        return text
+    kept = "".join(ch for ch in unicodedata.normalize("NFD", text) if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFC", kept).translate(_LETTERS)
+
+
 def normalise(text: str) -> str:
-    """Lowercase, fold umlauts, shorten stretched letters ("hiiilfe" -> "hilfe"), squeeze spaces."""
-    text = unicodedata.normalize("NFKC", text).lower().translate(_FOLD)
+    """Lowercase, fold umlauts and other accents, shorten stretched letters ("hiiilfe" -> "hilfe"), squeeze spaces."""
+    text = strip_marks(unicodedata.normalize("NFKC", text).lower().translate(_FOLD))
     text = _REPEATS.sub(r"\1", text)
     return _SPACES.sub(" ", text).strip()
