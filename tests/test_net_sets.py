@@ -1,0 +1,75 @@
+"""The safety net on messages written the way citizens write: everyday talk full of danger words stays quiet, acute danger is caught."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.safety_net import ESCALATION_INTENTS, SafetyNet
+from tests.conftest import ROOT
+
+QUIET = ROOT / "tests" / "net_quiet.yml"
+DANGER = ROOT / "tests" / "net_danger.yml"
+MAX_QUIET_RATE = 0.01  # at most 1 % of the everyday messages may be escalated
+# Measured on 2026-11-27 when tests/net_danger.yml was written: 207 of 254 caught (81.5 %).
+# The model catches the rest; this number may rise with better rules, never fall.
+DANGER_CAUGHT = 207
+
+
+def read_set(path: Path, keys: set[str]) -> list[dict[str, str]]:
+    """The messages of one set file; each entry is a mapping with exactly `keys`."""
+    items = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(items, list) and items, f"{path}: expected a list of messages"
+    for item in items:
+        assert isinstance(item, dict) and set(item) == keys, f"{path}: {item!r} needs exactly {sorted(keys)}"
+        assert isinstance(item["text"], str) and item["text"].strip(), f"{path}: empty text in {item!r}"
+        assert re.fullmatch(r"[a-z_]+", str(item["why"])), f"{path}: 'why' is one word: {item!r}"
+    return items
+
+
+def test_the_sets_are_large_distinct_and_well_formed() -> None:
+    quiet = read_set(QUIET, {"text", "why"})
+    danger = read_set(DANGER, {"text", "intent", "why"})
+    assert len(quiet) >= 400 and len(danger) >= 150
+    assert {d["intent"] for d in danger} == set(ESCALATION_INTENTS)
+    texts = [i["text"] for i in quiet + danger]
+    assert len(texts) == len(set(texts)), "a message is written twice"
+
+
+def test_everyday_messages_full_of_danger_words_are_rarely_escalated(safety_net: SafetyNet) -> None:
+    quiet = read_set(QUIET, {"text", "why"})
+    fired = [(item, hit) for item in quiet if (hit := safety_net.check(item["text"])) is not None]
+    report = "\n".join(f"  {hit.rule} [{item['why']}] {item['text']}" for item, hit in fired)
+    rate = len(fired) / len(quiet)
+    assert rate <= MAX_QUIET_RATE, f"{len(fired)} of {len(quiet)} everyday messages escalated ({rate:.1%}):\n{report}"
+
+
+def test_acute_emergencies_and_self_harm_are_still_caught(safety_net: SafetyNet) -> None:
+    danger = read_set(DANGER, {"text", "intent", "why"})
+    missed = [item for item in danger if safety_net.check(item["text"]) is None]
+    caught = len(danger) - len(missed)
+    report = "\n".join(f"  [{item['intent']}/{item['why']}] {item['text']}" for item in missed)
+    assert caught >= DANGER_CAUGHT, f"only {caught} of {len(danger)} caught (was {DANGER_CAUGHT}); missed:\n{report}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # the guards added for the quiet set must not silence the same danger told in the present
+        "vor zwei jahren hab ich mich geritzt und jetzt hab ich grad wieder angefangen und es blutet stark",
+        "früher hatte ich suizidgedanken und jetzt sind sie wieder da, ich will heute nicht mehr leben",
+        "kein witz, ich will sterben und hab das messer schon hier",
+        "gestern hat er mich nur bedroht, aber jetzt steht er mit einem messer im flur",
+        "ich hab mich gestern so tief geschnitten dass es nicht aufhört zu bluten",
+        "da fährt einer wie ein geisterfahrer auf der a3 richtung köln, falsche richtung!!",
+        "mein ex singt vor meiner tür und tritt dagegen, er hat ein messer",
+        "früher hab ich geritzt und hab wieder angefangen, diesmal tiefer",
+        "stimmt das, hier bedroht gerade einer die kassiererin mit einem messer",
+        "mein sohn hat ne softair pistole, glaub ich, und bedroht damit gerade die nachbarskinder",
+    ],
+)
+def test_past_or_joking_words_do_not_hide_present_danger(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is not None, text
