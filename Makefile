@@ -1,6 +1,6 @@
 # streife: `make run` starts the bot, `make test` runs the test suite.
 # Both set up everything on first use: the service's virtual environment (.venv, newest Python
-# 3.11+), the NLU side's (.venv-nlu, Python 3.10 with Rasa 3.6), and the trained model in models/.
+# 3.12+), the NLU side's (.venv-nlu, Python 3.10 with Rasa 3.6), and the trained model in models/.
 
 SHELL := /bin/bash
 # The service (bot/): the newest supported Python found, current aiohttp and friends, no Rasa.
@@ -24,7 +24,8 @@ find_python = $(shell \
 comma := ,
 PYTHON310 ?= $(call find_python,python3.10,3.10,3$(comma) 10)
 PYTHON310 := $(PYTHON310)
-PYTHON_SERVICE ?= $(or $(call find_python,python3.13,3.13,3$(comma) 13),$(call find_python,python3.12,3.12,3$(comma) 12),$(call find_python,python3.11,3.11,3$(comma) 11))
+# 3.12 or newer: lingua-language-detector (bot/language.py) has wheels for 3.12+ only.
+PYTHON_SERVICE ?= $(or $(call find_python,python3.13,3.13,3$(comma) 13),$(call find_python,python3.12,3.12,3$(comma) 12))
 PYTHON_SERVICE := $(PYTHON_SERVICE)
 
 .PHONY: run test setup train chat lint crossval bench clean help validate evaluate review browser
@@ -56,12 +57,12 @@ setup: $(STAMP) $(NLU_STAMP)
 
 $(STAMP): requirements.txt constraints.txt
 	@if [ -z "$(PYTHON_SERVICE)" ]; then \
-		echo "error: no Python 3.11 or newer found for the service." >&2; \
+		echo "error: no Python 3.12 or newer found for the service." >&2; \
 		echo "Install one (e.g. 'apt-get install python3 python3-venv' on Debian 12, or 'pyenv install 3.13'), or point make at it: make PYTHON_SERVICE=/path/to/python3 test" >&2; \
 		exit 1; \
 	fi
 	@echo "Setting up $(VENV) (the service) with $(PYTHON_SERVICE)"
-	@[ -x $(PY) ] && $(PY) -c 'import sys; assert sys.version_info[:2] >= (3, 11)' 2>/dev/null || { rm -rf $(VENV); $(PYTHON_SERVICE) -m venv $(VENV); }
+	@[ -x $(PY) ] && $(PY) -c 'import sys; assert sys.version_info[:2] >= (3, 12)' 2>/dev/null || { rm -rf $(VENV); $(PYTHON_SERVICE) -m venv $(VENV); }
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==26.3"
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -r requirements.txt
 	$(PY) -m pip check

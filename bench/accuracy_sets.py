@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from nlu.crossval import progress_bar
-from nlu.eval_sets import SETS, Measured, measure, real_eval_path
+from nlu.eval_sets import SETS, Measured, language_lines, measure, real_eval_path
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = (
@@ -39,7 +39,7 @@ def lines(measured: Measured) -> list[str]:
             out.append(f"{name:17} {measured.skipped.get(key, 'skipped')}")
         else:
             out.append(f"{name:17}" + "".join(f"{cell(scores):>16}" for _, cell in COLUMNS))
-    return out
+    return out + language_lines(measured)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections import Counter, defaultdict, deque
+from typing import Callable
 
 import aiohttp
 
@@ -58,13 +59,15 @@ def quote_citizen(text: str, limit: int = MAX_CITIZEN_TEXT) -> str:
     return f"<code>{html.escape(cut, quote=False)}</code>"
 
 
-def alert_text(event: Event, settings: Settings) -> str:
+def alert_text(event: Event, settings: Settings, language_name: Callable[[str], str] = str) -> str:
     """The alert for one event (Telegram HTML): what happened, where, the inbox link; the citizen's words only if allowed."""
     conv = event.conversation
     reason = (event.decision.intent if event.decision else None) or conv.reason or event.kind
     head = "🚨 NOTFALL im Chat" if event.kind == "escalated" else "🙋 Neuer Chat für das Team"
     esc = lambda value: html.escape(str(value), quote=False)  # noqa: E731
     lines = [head, f"Kanal: {esc(conv.channel)} · Bürger: {esc(conv.citizen)} · Grund: {esc(reason)}"]
+    if conv.language not in ("de", "en"):  # the officer knows before opening the chat
+        lines.append(f"Sprache: {esc(language_name(conv.language))} (schreibt nicht Deutsch oder Englisch)")
     if settings.alert_include_text and event.message is not None and event.message.text:
         lines.append("Wortlaut der Person (ungeprüft, Links darin nicht öffnen):")
         lines.append(quote_citizen(event.message.text))
@@ -75,8 +78,10 @@ def alert_text(event: Event, settings: Settings) -> str:
 class OfficerAlerts:
     """Sends alerts in the background (a slow Bot API never delays the citizen's reply), with retries."""
 
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession, backoff_s: tuple[float, ...] = BACKOFF_S) -> None:
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession, backoff_s: tuple[float, ...] = BACKOFF_S,
+                 language_name: Callable[[str], str] = str) -> None:
         self.settings = settings
+        self.language_name = language_name  # "tr" -> "Türkisch"
         self.session = session
         self.backoff_s = backoff_s
         self.url = f"{settings.telegram_api_base_url}{settings.telegram_bot_token}/sendMessage"
@@ -102,7 +107,7 @@ class OfficerAlerts:
             return
         elif self._flooding(client_of(event.conversation)):
             return
-        self._spawn(alert_text(event, self.settings), urgent=event.kind == "escalated")
+        self._spawn(alert_text(event, self.settings, self.language_name), urgent=event.kind == "escalated")
 
     def _spawn(self, text: str, urgent: bool) -> None:
         task = asyncio.create_task(self.send(text, urgent))

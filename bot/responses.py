@@ -100,6 +100,7 @@ class Responses:
                     raise ResponsesError(f"{path}: {name}.{language} uses unknown placeholder(s) {sorted(unknown)}")
 
     def _render(self, texts: dict[str, str], language: str, extra: dict[str, str]) -> str:
+        language = base_language(language)
         values = {**self.values[language], "wait_hint": "", "back_at": "", **extra}
         return _PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), texts[language].strip())
 
@@ -121,11 +122,25 @@ class Responses:
 
     def check_label(self, which: str, language: str) -> str:
         """The label of the check's "danger" or "safe" button."""
-        return self.check_labels[which][language].strip()
+        return self.check_labels[which][base_language(language)].strip()
 
     def topic_buttons(self, language: str) -> list[tuple[str, str]]:
         """(label, intent) pairs for topic buttons."""
-        return [(t[language], t["intent"]) for t in self.topics if t.get("intent") in self.intents]
+        return [(t[base_language(language)], t["intent"]) for t in self.topics if t.get("intent") in self.intents]
+
+    def handoff(self, language: str) -> str:
+        """The label of the "talk to a person" button."""
+        return self.handoff_label[base_language(language)]
+
+
+def base_language(language: str) -> str:
+    """The language of these texts for a citizen's language: English for "en", German for any other.
+
+    Citizens who write in a language of data/languages/ get that language's own texts for what
+    matters (bot/languages.py); around those (limits, buttons, /start) the bot writes German,
+    the language the team answers in.
+    """
+    return language if language in LANGUAGES else "de"
 
 
 def _read_yaml(path: Path) -> dict:

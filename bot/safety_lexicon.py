@@ -13,9 +13,14 @@ TYPO_MIN = 8  # words (after folding) at least this long also match with one typ
 GAP = 4  # "..." in a phrase stands for up to this many words
 _LAUGH = re.compile("[\U0001F602\U0001F923\U0001F606\U0001F605\U0001F639]+")  # laughing emoji read as the word "lol"
 _KO = re.compile(r"\bk\s?\.\s?o\s?\.?\s?-?\s?(?=tropf)")  # "k.o.-tropfen", "k. o. tropfen" -> "ko tropfen"
-_SENTENCE_END = re.compile(r"[!?;\n]+|(?<!\d)\.+(?=\s|$)")
-_CLAUSE_END = re.compile(r"[,:\u2013\u2014]|\s-+\s")
-CONJUNCTIONS = frozenset("und aber oder weil denn and but or because".split())  # also start a clause
+_SENTENCE_END = re.compile(r"[!?;\n\u061f\u061b]+|(?<!\d)\.+(?=\s|$)")  # also Arabic ؟ and ؛
+_CLAUSE_END = re.compile(r"[,:\u2013\u2014\u060c]|\s-+\s")  # also Arabic ،
+# Also start a clause: German, English, Russian/Ukrainian ("и", "а", "но"; "і", "але", "та"), and, folded,
+# Turkish ("ve", "ama", "çünkü"), Polish ("ale", "bo"; not "i": Bavarian "i" is "ich"), Romanian ("și", "dar", "iar"),
+# Arabic and Persian ("بس", "لكن", "اما", "ولی").
+CONJUNCTIONS = frozenset(
+    "und aber oder weil denn and but or because и а но і але та ve ama cunku ale bo si dar iar بس لكن ولكن اما ولي".split()
+)
 _WORD = re.compile(r"[^\W\d_]+(?:\d+[^\W\d_]+)*|\d+")  # digits inside a word stay (Arabizi "sa3dni")
 _DOUBLE = re.compile(r"(.)\1+")
 _CACHE_MAX = 50_000

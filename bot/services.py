@@ -9,6 +9,8 @@ from bot.channels.base import LogOnlySender
 from bot.dispatcher import Dispatcher
 from bot.duty import DutyHours
 from bot.handover import HandoverLog
+from bot.language import LanguageId
+from bot.languages import Languages
 from bot.responses import Responses
 from bot.safety_net import SafetyNet
 from bot.settings import Settings
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 
 def build_triage(settings: Settings, parser: Parser | None = None) -> Triage:
     """Triage with the texts and rules from settings.data_dir; the model answers from the NLU workers."""
+    languages = Languages.load(settings.data_dir / "languages", strict=False)
     return Triage(
         responses=Responses.load(settings.data_dir),
         safety_net=SafetyNet.load(settings.data_dir / "safety_net.yml", strict=False),
@@ -27,6 +30,8 @@ def build_triage(settings: Settings, parser: Parser | None = None) -> Triage:
         confidence_threshold=settings.confidence_threshold,
         escalation_threshold=settings.escalation_threshold,
         check_threshold=settings.check_threshold,
+        languages=languages,
+        identify=LanguageId(languages.markers()).identify,
     )
 
 

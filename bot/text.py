@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "’": "'", "`": "'"})
+_FOLD = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "’": "'", "`": "'", "ʼ": "'"})  # ʼ: Ukrainian "бʼє"
 # Letters written two ways: Turkish dotless i, Polish l with stroke, and the Arabic and Persian forms
-# of ya, kaf and ta marbuta (phones use either), the Arabic stretching stroke (tatweel) dropped.
-_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ى": "ي", "ی": "ي", "ک": "ك", "ة": "ه", "ـ": None})
+# of ya, kaf and ta marbuta (phones use either); the Arabic stretching stroke (tatweel) and the Persian
+# zero-width non-joiner dropped ("می‌زند" reads as "میزند", as triage's clean() leaves it).
+_LETTERS = str.maketrans({"ı": "i", "ł": "l", "ى": "ي", "ی": "ي", "ک": "ك", "ة": "ه", "ـ": None, "\u200c": None})
 _REPEATS = re.compile(r"([^\W\d_])\1{2,}")
 _SPACES = re.compile(r"\s+")
 _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}

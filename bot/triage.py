@@ -10,6 +10,7 @@ from typing import Callable, Protocol
 from bot.danger_check import CHECK_NO, Checked, answer_to_check
 from bot.duty import DutyHours
 from bot.language import detect_language
+from bot.languages import Languages
 from bot.responses import Responses
 from bot.safety_net import ESCALATION_INTENTS, SafetyNet
 from bot.text import clean
@@ -99,6 +100,8 @@ class Triage:
         escalation_threshold: float = 0.35,
         check_threshold: float = 0.15,
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        languages: Languages | None = None,
+        identify: Callable[[str, str], str] | None = None,
     ) -> None:
         self.responses = responses
         self.safety_net = safety_net
@@ -108,6 +111,8 @@ class Triage:
         self.escalation_threshold = escalation_threshold
         self.check_threshold = check_threshold  # danger at least this likely, below escalation_threshold: ask
         self.clock = clock
+        self.languages = languages or Languages({})
+        self.identify = identify or detect_language  # (text, default) -> "de", "en" or a code of `languages`
 
     async def decide(self, text: str, context: Context = Context(), button: str | None = None) -> Decision:
         """Decide on one message; `button` is the intent of a pressed topic button.
@@ -116,11 +121,13 @@ class Triage:
         model is asked with its deadline; without an answer the message goes to a person.
         """
         text = clean(text)
+        language = self.identify(text, context.language or "de")
         answers_check = context.recent_actions[-1:] == ("check",) and answer_to_check(text) is not None
-        if button is not None or not text or asks_for_person(text) or answers_check or self.safety_net.check(text) is not None:
-            return self.decide_with(text, context, None, model_ready=True, button=button)
+        if (button is not None or not text or asks_for_person(text) or answers_check or language in self.languages
+                or self.safety_net.check(text) is not None or self.languages.check(text) is not None):
+            return self.decide_with(text, context, None, model_ready=True, button=button, language=language)
         parse = await self.parser.parse(text) if self.parser is not None else None
-        return self.decide_with(text, context, parse, model_ready=parse is not None, button=button)
+        return self.decide_with(text, context, parse, model_ready=parse is not None, button=button, language=language)
 
     def decide_with(
         self,
@@ -129,20 +136,26 @@ class Triage:
         parse: Parse | None,
         model_ready: bool = True,
         button: str | None = None,
+        language: str | None = None,
     ) -> Decision:
-        """Decide from an already computed model parse (None: no model).
+        """Decide from an already computed model parse (None: no model); `language` as identified, if known.
 
         The model's confidence for the likelier of emergency and self_harm decides first: at least
         escalation_threshold escalates; at least check_threshold asks "in danger?" (`check`),
         and right after a check it escalates, as does a typed "ja"/"yes" or the danger button.
         """
         text = clean(text)
-        language = detect_language(text, default=context.language or "de")
-        hit = self.safety_net.check(text)
+        language = language or self.identify(text, context.language or "de")
+        hit, own_language = self.safety_net.check(text), False
+        if hit is None and (found := self.languages.check(text, first=language)) is not None:
+            (spoken, hit), own_language = found, True
+            language = spoken.code
         if hit is not None:
             intent, confidence = hit.intent, 1.0
             if parse is not None and parse.intent in ESCALATION_INTENTS:
                 intent = parse.intent
+            if language in self.languages:
+                return self._other_language(text, intent, "escalate", language, context, "safety_net", hit.rule, own_language)
             return self._decision(text, intent, confidence, "escalate", language, context, "safety_net", hit.rule)
         if button is None and asks_for_person(text):
             button = "human_handoff"
@@ -159,6 +172,8 @@ class Triage:
             return self._decision(text, FALLBACK, 0.0, "clarify", language, context, "empty")
         if answer == "unsure":
             return self._decision(text, FALLBACK, 0.0, "handover", language, context, "check")
+        if language in self.languages:  # the model reads German and English only: a person answers
+            return self._other_language(text, FALLBACK, "handover", language, context, "language")
         if parse is None:
             source = "no_model" if not model_ready else "model"
             return self._decision(text, FALLBACK, 0.0, "handover", language, context, source)
@@ -232,7 +247,7 @@ class Triage:
             buttons = ((r.check_label("danger", language), intent), (r.check_label("safe", language), CHECK_NO))
         elif action == "clarify":
             parts = [r.intent(intent, language) if intent == "out_of_scope" else r.system_text("clarify", language)]
-            buttons = tuple(r.topic_buttons(language)) + ((r.handoff_label[language], "human_handoff"),)
+            buttons = tuple(r.topic_buttons(language)) + ((r.handoff(language), "human_handoff"),)
         elif action == "handover":
             if source == "no_model":
                 parts = [r.system_text("safety_mode", language)]
@@ -252,6 +267,28 @@ class Triage:
             disclosure = r.system_text("disclosure", language)
             parts = parts[:1] + [disclosure] + parts[1:] if action == "escalate" else [disclosure] + parts
         return Decision(text, intent, confidence, action, "\n\n".join(parts), language, source, rule, buttons, checked)
+
+    def _other_language(
+        self, text: str, intent: str, action: str, language: str, context: Context, source: str,
+        rule: str | None = None, own_language: bool = True,
+    ) -> Decision:
+        """A message in a language of data/languages/: its own texts; the officers take over.
+
+        An escalation gets the language's 110 prompt (and the German one too when a German rule
+        fired, in case the language was misread). Anything else gets "a person answers in German or
+        English" once, then a short line while the chat waits for the team.
+        """
+        languages = self.languages
+        if action == "escalate":
+            parts = [languages.text(language, intent)]
+            if context.first_contact:
+                parts.append(languages.text(language, "disclosure"))
+            if not own_language:
+                parts.append(self.responses.system_text("emergency_prompt", "de"))
+        else:
+            again = context.language == language and context.recent_actions[-1:] in (("handover",), ("escalate",))
+            parts = [languages.text(language, "other_again" if again else "other")]
+        return Decision(text, intent, 1.0 if action == "escalate" else 0.0, action, "\n\n".join(parts), language, source, rule)
 
     def media(self, kind: str, context: Context = Context()) -> Decision:
         """Answer a message without text (photo, voice, location, ...): the bot reads text only."""

@@ -10,6 +10,7 @@ or the "are you in danger?" check against ordinary messages checked (CHECK_THRES
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -81,6 +82,20 @@ class RememberingNet:
         return getattr(self.net, name)
 
 
+class RememberingLanguages(RememberingNet):
+    """The other languages' nets, asked once per text and preferred language."""
+
+    def check(self, text: str, first: str | None = None) -> object:
+        """The first net that fires, as Languages.check."""
+        key = f"{first}\x00{text}"
+        if key not in self.seen:
+            self.seen[key] = self.net.check(text, first)  # type: ignore[attr-defined]
+        return self.seen[key]
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.net  # type: ignore[operator]
+
+
 def with_thresholds(triage: object, **values: float) -> object:
     """A copy of `triage` with other thresholds (the original is left alone)."""
     changed = copy.copy(triage)
@@ -135,6 +150,9 @@ def calibrate(triage: object, samples: list[Sample], grid: tuple[float, ...] = G
     """
     triage = with_thresholds(triage)
     triage.safety_net = RememberingNet(triage.safety_net)  # type: ignore[attr-defined]
+    if hasattr(triage, "languages"):  # the other languages' nets and identification: also threshold-free
+        triage.languages = RememberingLanguages(triage.languages)  # type: ignore[attr-defined]
+        triage.identify = functools.lru_cache(maxsize=None)(triage.identify)  # type: ignore[attr-defined]
     current = {"escalation_threshold": triage.escalation_threshold,  # type: ignore[attr-defined]
                CHECK_ATTR: getattr(triage, CHECK_ATTR, None),
                "confidence_threshold": triage.confidence_threshold}  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nlu.eval_languages import measure as measure_languages
 from nlu.evaluate import Scores, score
 from nlu.examples import DataError, Example, read_dir, read_examples
 
@@ -62,6 +63,8 @@ class Measured:
     fold_macro_f1: list[float] = field(default_factory=list)
     model_name: str = "-"
     training_examples: int = 0
+    languages: list = field(default_factory=list)  # nlu.eval_languages.LanguageScores, one per other language
+    identification: object | None = None  # nlu.eval_languages.IdScores
 
 
 def measure(
@@ -104,6 +107,7 @@ def measure(
             result.sets["real"] = asyncio.run(score(triage, read_tsv(real)))
         else:
             result.skipped["real"] = f"real development set not found at {real} ({REAL_ENV}): skipped"
+        result.languages, result.identification = asyncio.run(measure_languages(triage))
     finally:
         model.close()
     return result
@@ -115,4 +119,10 @@ def console_lines(measured: Measured) -> list[str]:
     for key, _, name in SETS:
         scores = measured.sets[key]
         lines.append(f"{name:17} {scores.summary()}" if scores is not None else f"{name:17} {measured.skipped.get(key, 'skipped')}")
-    return lines
+    return lines + language_lines(measured)
+
+
+def language_lines(measured: Measured) -> list[str]:
+    """One line per other language (tests/multilingual) and one for language identification."""
+    found = [s.line() for s in measured.languages]
+    return found + ([measured.identification.line()] if measured.identification is not None else [])  # type: ignore[attr-defined]

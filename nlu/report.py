@@ -134,6 +134,20 @@ def _big(scores: Scores, name: str) -> str:
         + (f"<p>Fehlalarme (normale Nachricht, trotzdem eskaliert):</p><ul>{alarms}</ul>" if alarms else ""))
 
 
+def _languages(measured: Measured) -> str:
+    """Per other language: escalation recall and false alarms on tests/multilingual; identification."""
+    if not measured.languages:
+        return "<h2>Andere Sprachen</h2><p>Keine Testsätze in tests/multilingual.</p>"
+    rows = "".join(f"<tr><td>{html.escape(s.language)}</td><td>{s.recall:.1%} ({s.escalate - len(s.missed)}/{s.escalate})</td>"
+                   f"<td>{s.false_alarms:.1%} ({len(s.alarms)}/{s.other})</td><td>{s.handed_over:.1%}</td>"
+                   f"<td>{html.escape(', '.join(s.missed)) or '–'}</td></tr>" for s in measured.languages)
+    ids = measured.identification
+    found = (f"<p>Sprache richtig erkannt: {ids.overall:.1%} aller Nachrichten, {ids.three_words:.1%} ab drei Wörtern "  # type: ignore[attr-defined]
+             f"({ids.p50_ms:.2f} ms Median, {ids.p99_ms:.2f} ms p99).</p>" if ids is not None else "")  # type: ignore[attr-defined]
+    return ("<h2>Andere Sprachen (tests/multilingual)</h2><table><tr><th>Sprache</th><th>Notfälle erkannt</th>"
+            "<th>Fehlalarme</th><th>Sonstiges an einen Menschen</th><th>Verpasste Notfälle</th></tr>" + rows + "</table>" + found)
+
+
 def _calibration(cal: Calibration) -> str:
     from nlu.charts import check_curve, confidence_curve, escalation_curve
 
@@ -191,6 +205,7 @@ def render(created: str, measured: Measured, folds: int, changes: dict[str, tupl
             if measured.sets[key] is not None:
                 parts.append(f"<h3>{name}: besser</h3><ul>" + ("".join(f"<li>{html.escape(b)}</li>" for b in better) or "<li>keine</li>") + "</ul>")
                 parts.append(f'<h3 class="alarm">{name}: schlechter</h3><ul>' + ("".join(f"<li>{html.escape(w)}</li>" for w in worse) or "<li>keine</li>") + "</ul>")
+    parts.append(_languages(measured))
     if calibration is not None:
         parts.append(_calibration(calibration))
     for key, name, _ in SETS:
@@ -222,7 +237,10 @@ def write_report(out_root: Path, measured: Measured, folds: int, meta: dict[str,
     body = {"created": now.isoformat(timespec="seconds"), "folds": folds, "meta": meta, "skipped": measured.skipped,
             "changes": {k: {"better": b, "worse": w} for k, (b, w) in changes.items()},
             **{k: (s.as_json() if (s := measured.sets[k]) else None) for k, _, _ in SETS},
-            "calibration": asdict(calibration) if calibration else None}
+            "calibration": asdict(calibration) if calibration else None,
+            "languages": [{k: v for k, v in asdict(s).items() if k not in ("missed", "alarms")} for s in measured.languages],
+            "identification": ({k: v for k, v in asdict(measured.identification).items() if k != "wrong"}  # type: ignore[arg-type]
+                               if measured.identification is not None else None)}
     (folder / "scores.json").write_text(json.dumps(body, ensure_ascii=False, indent=1), encoding="utf-8")
     page = render(f"{now:%d.%m.%Y %H:%M} UTC", measured, folds, changes,
                   (previous[0].name, previous[1]) if previous else None, meta, calibration)

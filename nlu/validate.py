@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
@@ -185,11 +186,32 @@ def check_responses(data_dir: Path) -> list[Problem]:
 
 def check_safety_net(data_dir: Path) -> list[Problem]:
     """The safety net's rules load, fire on their own examples and stay quiet on their quiet messages."""
-    from bot.safety_net import SafetyNet, SafetyNetError
+    from bot.safety_net import SafetyNet
 
-    path = data_dir / "safety_net.yml"
+    return _rule_file_problems(data_dir / "safety_net.yml", SafetyNet.load)
+
+
+def check_languages(data_dir: Path, design: Path | None) -> list[Problem]:
+    """Each data/languages/<code>.yml has every text, only DESIGN.md's numbers, and rules that fire on their examples."""
+    from bot.languages import NUMBERS, load_language, numbers_in
+
+    problems = []
+    if design is not None:
+        section = design.read_text(encoding="utf-8").partition("## Numbers the bot gives")[2].split("\n## ")[0]
+        given = {n for n in numbers_in(section) if len(n) >= 3}
+        if given and given != NUMBERS:
+            problems.append(Problem("error", "bot/languages.py", f"NUMBERS {sorted(NUMBERS)} differ from DESIGN.md's {sorted(given)}"))
+    for path in sorted((data_dir / "languages").glob("*.yml")):
+        problems += _rule_file_problems(path, load_language)
+    return problems
+
+
+def _rule_file_problems(path: Path, load: Callable[[Path], object]) -> list[Problem]:
+    """Load a file of safety-net rules; its errors as problems, each rule's at the line of its name."""
+    from bot.safety_net import SafetyNetError
+
     try:
-        SafetyNet.load(path)
+        load(path)
     except SafetyNetError as err:
         if not err.problems:
             return [Problem("error", str(path), str(err).removeprefix(f"{path}: "))]
@@ -270,7 +292,7 @@ def validate(
     paths = sorted((data_dir / "nlu").glob("*.yml"))
     examples, problems = read_files(paths)
     problems += check_examples(examples) + near_duplicates(examples) + check_responses(data_dir) + check_design(design)
-    problems += check_safety_net(data_dir)
+    problems += check_safety_net(data_dir) + check_languages(data_dir, design)
     if held_out is not None and held_out.is_file():
         tests, unreadable = read_files([held_out])
         problems += unreadable + check_held_out(tests, examples)

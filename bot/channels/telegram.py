@@ -111,7 +111,7 @@ class TelegramChannel:
             self.log.update_conversation(conv.id, language=language)
             if incoming.command == "start":
                 text = responses.start_text(language)
-                buttons = [list(b) for b in responses.topic_buttons(language)] + [[responses.handoff_label[language], "human_handoff"]]
+                buttons = [list(b) for b in responses.topic_buttons(language)] + [[responses.handoff(language), "human_handoff"]]
             else:
                 text, buttons = responses.help_text(language), []
             self.log.record_decision(stored.id, None, None, "answer")

@@ -49,5 +49,6 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     def local(value: str | None, fmt: str = "%d.%m. %H:%M") -> str:
         return datetime.fromisoformat(value).astimezone(zone).strftime(fmt) if value else "–"
 
-    html = ENV.get_template(template).render(waited=waited, local=local, **context)
+    language_name = request.app[SERVICES].triage.languages.name_de  # "tr" -> "Türkisch"
+    html = ENV.get_template(template).render(waited=waited, local=local, language_name=language_name, **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")

@@ -40,7 +40,7 @@ async def inbox_resources(app: web.Application) -> AsyncIterator[None]:
     if password:
         announce_initial_password(password)
     session = aiohttp.ClientSession()
-    alerts = OfficerAlerts(services.settings, session)
+    alerts = OfficerAlerts(services.settings, session, language_name=services.triage.languages.name_de)
     app[ALERTS] = alerts
     listeners = [hub.on_dispatch] + ([alerts.on_event] if alerts.enabled else [])
     if not alerts.enabled:
