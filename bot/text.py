@@ -32,8 +32,20 @@ def strip_marks(text: str) -> str:
     return unicodedata.normalize("NFC", kept).translate(_LETTERS)
 
 
+# Latin letters that look like Cyrillic ones, typed inside a Cyrillic word ("вiн", "пoмoгитe").
+_HOMOGLYPHS = str.maketrans("aceiopxykmt", "асеіорхукмт")
+_MIXED_WORD = re.compile(r"[^\W\d_]*[\u0400-\u04ff][^\W\d_]*")
+
+
+def _cyrillic_homoglyphs(text: str) -> str:
+    """Read Latin look-alikes inside a word with Cyrillic letters as Cyrillic."""
+    if text.isascii():
+        return text
+    return _MIXED_WORD.sub(lambda m: m.group().translate(_HOMOGLYPHS), text)
+
+
 def normalise(text: str) -> str:
     """Lowercase, fold umlauts and other accents, shorten stretched letters ("hiiilfe" -> "hilfe"), squeeze spaces."""
-    text = strip_marks(unicodedata.normalize("NFKC", text).lower().translate(_FOLD))
+    text = _cyrillic_homoglyphs(strip_marks(unicodedata.normalize("NFKC", text).lower().translate(_FOLD)))
     text = _REPEATS.sub(r"\1", text)
     return _SPACES.sub(" ", text).strip()

@@ -166,21 +166,21 @@ def test_a_broken_language_file_is_refused_with_the_reason(tmp_path: Path, chang
 
 # What tests/multilingual/ measured when the rules were last changed (recall, false alarms): a rule change
 # may not fall below it. The issue's targets are 95 % and 3 % in every language; README says where they are missed.
-FLOORS = {"tr": (0.90, 0.00), "ar": (0.84, 0.023), "ru": (0.84, 0.047), "uk": (0.84, 0.024),
-          "pl": (0.97, 0.024), "ro": (0.93, 0.024), "fa": (0.74, 0.047)}
+FLOORS = {"tr": (0.92, 0.00), "ar": (0.86, 0.023), "ru": (0.94, 0.024), "uk": (0.90, 0.024),
+          "pl": (0.97, 0.024), "ro": (0.93, 0.024), "fa": (0.86, 0.024)}
 
 
 async def test_the_multilingual_sets_do_not_fall_below_what_was_measured(
     responses: Responses, safety_net: SafetyNet, identify: LanguageId
 ) -> None:
-    """Per language: escalation recall and false alarms no worse than measured; identification >= 94 % on 3+ words."""
+    """Per language: escalation recall and false alarms no worse than measured; identification >= 95 % on 3+ words."""
     assert {p.stem for p in language_files()} >= set(ISSUE_LANGUAGES)
     scores, ids = await measure(triage_with(responses, safety_net, identify))
     report = "\n".join(s.line() for s in scores) + "\n" + (ids.line() if ids else "")
     for s in scores:
         recall, alarms = FLOORS[s.language]
         assert s.recall >= recall and s.false_alarms <= alarms, report
-    assert ids is not None and ids.three_words >= 0.94, report
+    assert ids is not None and ids.three_words >= 0.95, report
 
 
 async def test_officers_see_the_language_in_the_inbox_and_the_alert(
