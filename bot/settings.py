@@ -121,6 +121,14 @@ class Settings:
     webchat_streams: int = 500  # open live streams of web chat pages overall
     graph_api_base_url: str = "https://graph.facebook.com"
     graph_api_version: str = "v21.0"
+    x_consumer_key: str = ""  # X app's API key: with the secret and the account's access token, X DMs are answered
+    x_consumer_secret: str = ""  # also checks the CRC and the x-twitter-webhooks-signature of /x/webhook
+    x_access_token: str = ""
+    x_access_token_secret: str = ""
+    x_api_base_url: str = "https://api.x.com"
+    mastodon_base_url: str = ""  # the instance of the police account, e.g. https://social.example (with the token: Mastodon DMs)
+    mastodon_access_token: str = ""  # the account's app token (read:accounts, read:notifications, read:statuses, write:statuses)
+    mastodon_poll_seconds: float = 10.0  # fetch notifications this often while the stream is down
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -174,6 +182,14 @@ class Settings:
             webchat_streams=_int(env, "WEBCHAT_STREAMS", cls.webchat_streams),
             graph_api_base_url=get("GRAPH_API_BASE_URL", cls.graph_api_base_url).rstrip("/"),
             graph_api_version=get("GRAPH_API_VERSION", cls.graph_api_version),
+            x_consumer_key=get("X_CONSUMER_KEY"),
+            x_consumer_secret=get("X_CONSUMER_SECRET"),
+            x_access_token=get("X_ACCESS_TOKEN"),
+            x_access_token_secret=get("X_ACCESS_TOKEN_SECRET"),
+            x_api_base_url=get("X_API_BASE_URL", cls.x_api_base_url).rstrip("/"),
+            mastodon_base_url=get("MASTODON_BASE_URL").rstrip("/"),
+            mastodon_access_token=get("MASTODON_ACCESS_TOKEN"),
+            mastodon_poll_seconds=_float(env, "MASTODON_POLL_SECONDS", cls.mastodon_poll_seconds),
             extra=env,
         )
         settings.validate()
@@ -208,6 +224,8 @@ class Settings:
             raise SettingsError(f"NLU_DEADLINE must be more than 0 and at most 60 seconds, got {self.nlu_deadline}")
         if self.retention_days < 1:
             raise SettingsError(f"RETENTION_DAYS must be at least 1, got {self.retention_days}")
+        if not 0 < self.mastodon_poll_seconds <= 3600:
+            raise SettingsError(f"MASTODON_POLL_SECONDS must be more than 0 and at most 3600, got {self.mastodon_poll_seconds}")
         from bot.duty import DutyHours  # local import: duty imports nothing from here
 
         DutyHours.parse(self.duty_hours, self.timezone)

@@ -10,7 +10,9 @@ from typing import AsyncIterator
 from aiohttp import web
 
 from bot.channels.instagram import add_instagram_routes
+from bot.channels.mastodon import mastodon_ctx, start_mastodon
 from bot.channels.telegram_app import add_telegram_routes, start_telegram, telegram_ctx
+from bot.channels.x import add_x_routes
 from bot.nlu_workers import NluSupervisor
 from bot.services import Services
 from bot.settings import Settings
@@ -61,6 +63,7 @@ def add_routes(app: web.Application) -> None:
     add_inbox_routes(app)  # /inbox, /inbox/c/{id}/...
     add_instagram_routes(app)  # /instagram/webhook (Meta: Instagram DMs and Facebook Messenger)
     add_telegram_routes(app)  # /telegram/webhook (webhook mode only)
+    add_x_routes(app)  # /x/webhook (X's Account Activity API: CRC and direct messages)
     app.router.add_static("/static", STATIC)
 
 
@@ -107,8 +110,10 @@ def create_app(settings: Settings, services: Services | None = None, load_model:
     app.cleanup_ctx.append(lifecycle)
     app.cleanup_ctx.append(inbox_resources)
     app.cleanup_ctx.append(telegram_ctx)  # Telegram's Sender when TELEGRAM_BOT_TOKEN is set
+    app.cleanup_ctx.append(mastodon_ctx)  # Mastodon's Sender when MASTODON_BASE_URL and MASTODON_ACCESS_TOKEN are set
     app.on_startup.append(recover)  # after every cleanup_ctx: senders and listeners are wired by then
     app.on_startup.append(start_telegram)  # polling or webhook, after recovery
+    app.on_startup.append(start_mastodon)  # the stream (or polling), after recovery
     app.on_shutdown.append(close_streams)
     add_routes(app)
     return app

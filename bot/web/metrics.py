@@ -158,15 +158,17 @@ async def metrics_page(request: web.Request) -> web.Response:
 
 
 def channels_status(app: web.Application) -> dict[str, str]:
-    """Each channel with a sender: "connected"; Telegram tells its own truth (connecting, connected, failing, stopped)."""
+    """Each channel with a sender: "connected"; Telegram and Mastodon tell their own truth (streaming, polling, failing ...)."""
+    from bot.channels.mastodon import MASTODON
     from bot.channels.telegram_app import TELEGRAM
 
     status = {}
     for channel in sorted(app[SERVICES].dispatcher.senders):
         status[channel] = "connected"
-    telegram = app.get(TELEGRAM)
-    if telegram is not None and "telegram" in status:
-        status["telegram"] = telegram.health()
+    for name, key in (("telegram", TELEGRAM), ("mastodon", MASTODON)):
+        channel = app.get(key)
+        if channel is not None and name in status:
+            status[name] = channel.health()
     return status
 
 
