@@ -178,6 +178,20 @@ class LanguageId:
         # Loaded now, at start, so that the first message (maybe an emergency) does not wait for the models.
         self._detector = detector(("de", "en", *self.markers, *NEIGHBOURS))
 
+    def likeliest(self, text: str) -> str | None:
+        """Of the marker languages, the one this text most looks like (marker words, letters, the library), or None.
+
+        For text that reads as German or English, or too short to tell, but that a foreign safety net
+        caught ("intihar edicem de"): the reply goes out in the language it most resembles.
+        """
+        text = clean(text)[:SAMPLE]
+        words = [w for w in tokenize(text).folded if not w.isdigit()]
+        votes, sure = self._votes(words), self.confidences(text)
+        hints = {c: sum(ch in HINT_LETTERS.get(c, "") for ch in text) for c in self.markers}
+        score = {c: 2 * votes[c] + hints[c] + 4 * sure.get(c, 0.0) for c in self.markers}
+        best = max(score, key=score.get, default=None)
+        return best if best is not None and score[best] > 0 else None
+
     def confidences(self, text: str) -> dict[str, float]:
         """The library's confidence per language code (0..1, summing to 1), best first; {} without the library."""
         if self._detector is None:

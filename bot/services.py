@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 def build_triage(settings: Settings, parser: Parser | None = None) -> Triage:
     """Triage with the texts and rules from settings.data_dir; the model answers from the NLU workers."""
     languages = Languages.load(settings.data_dir / "languages", strict=False)
+    identification = LanguageId(languages.markers())
     return Triage(
         responses=Responses.load(settings.data_dir),
         safety_net=SafetyNet.load(settings.data_dir / "safety_net.yml", strict=False),
@@ -31,7 +32,8 @@ def build_triage(settings: Settings, parser: Parser | None = None) -> Triage:
         escalation_threshold=settings.escalation_threshold,
         check_threshold=settings.check_threshold,
         languages=languages,
-        identify=LanguageId(languages.markers()).identify,
+        identify=identification.identify,
+        likeliest=identification.likeliest,
     )
 
 

@@ -102,6 +102,7 @@ class Triage:
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         languages: Languages | None = None,
         identify: Callable[[str, str], str] | None = None,
+        likeliest: Callable[[str], str | None] | None = None,
     ) -> None:
         self.responses = responses
         self.safety_net = safety_net
@@ -113,6 +114,7 @@ class Triage:
         self.clock = clock
         self.languages = languages or Languages({})
         self.identify = identify or detect_language  # (text, default) -> "de", "en" or a code of `languages`
+        self.likeliest = likeliest  # text -> the code of `languages` it most resembles, or None
 
     async def decide(self, text: str, context: Context = Context(), button: str | None = None) -> Decision:
         """Decide on one message; `button` is the intent of a pressed topic button.
@@ -147,7 +149,7 @@ class Triage:
         text = clean(text)
         language = language or self.identify(text, context.language or "de")
         hit, own_language = self.safety_net.check(text), False
-        if hit is None and (found := self.languages.check(text, first=language)) is not None:
+        if hit is None and (found := self.languages.check(text, first=self._first_net(text, language))) is not None:
             (spoken, hit), own_language = found, True
             language = spoken.code
         if hit is not None:
@@ -267,6 +269,12 @@ class Triage:
             disclosure = r.system_text("disclosure", language)
             parts = parts[:1] + [disclosure] + parts[1:] if action == "escalate" else [disclosure] + parts
         return Decision(text, intent, confidence, action, "\n\n".join(parts), language, source, rule, buttons, checked)
+
+    def _first_net(self, text: str, language: str) -> str | None:
+        """Whose safety net to ask first: the identified language, else the one the text most resembles."""
+        if language in self.languages:
+            return language
+        return self.likeliest(text) if self.likeliest is not None else None
 
     def _other_language(
         self, text: str, intent: str, action: str, language: str, context: Context, source: str,

@@ -50,7 +50,7 @@ def identify() -> LanguageId:
 
 def triage_with(responses: Responses, safety_net: SafetyNet, identify: LanguageId, parser: AskedParser | None = None) -> Triage:
     triage = make_triage(responses, safety_net, parser)
-    triage.languages, triage.identify = LANGUAGES, identify.identify
+    triage.languages, triage.identify, triage.likeliest = LANGUAGES, identify.identify, identify.likeliest
     return triage
 
 
@@ -166,8 +166,8 @@ def test_a_broken_language_file_is_refused_with_the_reason(tmp_path: Path, chang
 
 # What tests/multilingual/ measured when the rules were last changed (recall, false alarms): a rule change
 # may not fall below it. The issue's targets are 95 % and 3 % in every language; README says where they are missed.
-FLOORS = {"tr": (0.92, 0.00), "ar": (0.86, 0.023), "ru": (0.94, 0.024), "uk": (0.90, 0.024),
-          "pl": (0.97, 0.024), "ro": (0.95, 0.024), "fa": (0.86, 0.024)}
+FLOORS = {"tr": (0.92, 0.023), "ar": (0.90, 0.023), "ru": (0.94, 0.024), "uk": (0.94, 0.024),
+          "pl": (0.97, 0.024), "ro": (0.95, 0.024), "fa": (0.88, 0.024)}
 
 
 async def test_the_multilingual_sets_do_not_fall_below_what_was_measured(
@@ -215,3 +215,11 @@ def test_make_validate_names_the_file_and_line_of_a_broken_language_rule(tmp_pat
     assert path.read_text(encoding="utf-8").splitlines()[line - 1].strip() == f"- name: {rule['name']}"
     design = ROOT.parent / "shared" / "DESIGN.md"
     assert check_languages(ROOT / "data", design if design.is_file() else None) == []
+
+
+async def test_a_foreign_net_that_fires_on_unclear_text_answers_in_the_language_it_resembles(
+    responses: Responses, safety_net: SafetyNet, identify: LanguageId
+) -> None:
+    """"intihar edicem de" reads as neither language to the library; Arabic's net knows "intihar" too: Turkish wins."""
+    decision = await triage_with(responses, safety_net, identify).decide("intihar edicem de", Context())
+    assert (decision.action, decision.language) == ("escalate", "tr")
