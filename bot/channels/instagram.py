@@ -16,6 +16,7 @@ from typing import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from bot.channels.base import BackgroundTasks
 from bot.channels.meta_send import MetaSender, split_text
 from bot.channels.meta_webhook import Echo, Parsed, WebhookError, parse, signature_ok
 from bot.dispatcher import Dispatcher, Event
@@ -31,11 +32,13 @@ OWN_ECHO_WINDOW = timedelta(minutes=10)  # an echo of text we sent this recently
 DRAIN_TIMEOUT_S = 10.0
 
 
-class MetaChannel:
+class MetaChannel(BackgroundTasks):
     """Stores what Meta's webhook brings, answers it in the background, and keeps the Meta senders.
 
     Failed sends are retried by the one recovery loop of every channel (bot/recovery.py).
     """
+
+    channel_name = "Meta"
 
     def __init__(self) -> None:
         self.settings = Settings()
@@ -129,28 +132,6 @@ class MetaChannel:
                 return True
         return False
 
-    def process_later(self, message_ids: list[int]) -> None:
-        """Answer stored messages in the background (in order per conversation: the dispatcher locks)."""
-        assert self.dispatcher is not None
-        for message_id in message_ids:
-            self._spawn(self.dispatcher.process_and_deliver(message_id))
-
-    async def drain(self, timeout: float | None = None) -> None:
-        """Wait until every background reply has finished (the retry loop excepted)."""
-        while self._tasks:
-            done, _ = await asyncio.wait(set(self._tasks), timeout=timeout)
-            if not done:
-                return
-
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("Meta background task failed", exc_info=task.exception())
 
 
 INSTAGRAM = web.AppKey("instagram_channel", MetaChannel)

@@ -14,6 +14,7 @@ from typing import Any, AsyncIterator
 
 from aiohttp import web
 
+from bot.channels.base import BackgroundTasks
 from bot.channels.mastodon_api import Limits, MastodonApi
 from bot.channels.mastodon_send import MastodonSender
 from bot.channels.mastodon_status import (CHANNEL, DIRECT, Account, account_of, html_to_text, is_public,
@@ -28,8 +29,10 @@ from bot.web.keys import SERVICES
 log = logging.getLogger(__name__)
 
 
-class MastodonChannel(MastodonReader):
+class MastodonChannel(MastodonReader, BackgroundTasks):
     """Takes citizens' mentions into the handover log and keeps the Mastodon sender."""
+
+    channel_name = "Mastodon"
 
     def __init__(self, services: Services, api: MastodonApi | None = None) -> None:
         settings = services.settings
@@ -73,13 +76,6 @@ class MastodonChannel(MastodonReader):
             await asyncio.gather(self._task, return_exceptions=True)
         await self.drain(timeout=10.0)
         self.api.close()
-
-    async def drain(self, timeout: float | None = None) -> None:
-        """Wait until every background reply has finished."""
-        while self._tasks:
-            done, _ = await asyncio.wait(set(self._tasks), timeout=timeout)
-            if not done:
-                return
 
     async def _take(self, items: list[tuple[str, Inbound | None]], stream: bool = False) -> int:
         """Store mentions in order, moving the cursor after each; then answer them, escalations first.
@@ -156,15 +152,6 @@ class MastodonChannel(MastodonReader):
         self._spawn(self.dispatcher.emit(Event("officer", self.log.conversation(conv.id), self.log.message(message_id))))
         return message_id
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("Mastodon background task failed", exc_info=task.exception())
 
 
 MASTODON = web.AppKey("mastodon", MastodonChannel)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp import web
 
+from bot.channels.base import BackgroundTasks
 from bot.channels.meta_send import split_text
 from bot.channels.x_api import MAX_TEXT, Credentials, XSender, render
 from bot.channels.x_webhook import CHANNEL, SIGNATURE_HEADER, OwnMessage, Parsed, WebhookError, crc_response, parse, signature_ok
@@ -44,8 +45,10 @@ def label_key(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", text).casefold().split())
 
 
-class XChannel:
+class XChannel(BackgroundTasks):
     """Stores what X's webhook brings, answers it in the background, and keeps the X sender."""
+
+    channel_name = "X"
 
     def __init__(self) -> None:
         self.settings = Settings()
@@ -148,12 +151,6 @@ class XChannel:
                 return True
         return False
 
-    def process_later(self, message_ids: list[int]) -> None:
-        """Answer stored messages in the background (in order per conversation: the dispatcher locks)."""
-        assert self.dispatcher is not None
-        for message_id in message_ids:
-            self._spawn(self.dispatcher.process_and_deliver(message_id))
-
     def park(self, message_id: int, until: float) -> None:
         """Keep a reply that waits for X's send window from the recovery loop until the reset, then wake it.
 
@@ -181,22 +178,6 @@ class XChannel:
         self.parked.clear()
         self.dispatcher.recovery.wake()
 
-    async def drain(self, timeout: float | None = None) -> None:
-        """Wait until every background reply has finished (the retry loop excepted)."""
-        while self._tasks:
-            done, _ = await asyncio.wait(set(self._tasks), timeout=timeout)
-            if not done:
-                return
-
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("X background task failed", exc_info=task.exception())
 
 
 X = web.AppKey("x_channel", XChannel)
