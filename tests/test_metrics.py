@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import aiohttp
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.rasa_stack import free_port
 from bot.settings import Settings
@@ -13,27 +14,25 @@ from bot.triage import Triage
 from tests.fake_bot_api import FakeBotApi, bot_settings, running_bot
 from tests.web_support import METRICS_TOKEN, OPERATOR, Browser, served, with_settings
 
-SAMPLE = re.compile(r'^([a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.e+]+|\+Inf|NaN)$')
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-async def scrape(browser: Browser) -> dict[str, float]:
-    """GET /metrics; every line must be a comment or a valid sample. Return {name{labels}: value}."""
-    response = await browser.http.get(browser.url("/metrics"), headers=OPERATOR)
+async def scrape(browser: Browser, **headers: str) -> Samples:
+    """GET /metrics and parse it as Prometheus does; every family must be typed. Return {(name, labels): value}."""
+    response = await browser.http.get(browser.url("/metrics"), headers=headers or OPERATOR)
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-    samples, typed = {}, set()
-    for line in (await response.text()).splitlines():
-        if line.startswith("# TYPE "):
-            typed.add(line.split()[2])
-            continue
-        if line.startswith("#"):
-            continue
-        match = SAMPLE.match(line)
-        assert match, f"not Prometheus text: {line!r}"
-        base = re.sub(r"_(bucket|sum|count)$", "", match[1])
-        assert match[1] in typed or base in typed, f"{match[1]} has no TYPE line"
-        samples[match[1] + (match[2] or "")] = float(match[4])
+    samples = {}
+    for family in text_string_to_metric_families(await response.text()):
+        assert family.type != "unknown", f"{family.name} has no TYPE line"
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
     return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value; KeyError when the scrape does not have it."""
+    return samples[(name, frozenset(labels.items()))]
 
 
 async def test_metrics_count_messages_actions_latency_and_the_queue(settings: Settings, triage_no_model: Triage) -> None:
@@ -42,32 +41,68 @@ async def test_metrics_count_messages_actions_latency_and_the_queue(settings: Se
             await anna.open_chat()
             await ben.open_chat()
             before = await scrape(officer)
-            assert before["streife_queue_length"] == 0
+            assert value(before, "streife_queue_length") == 0
+            assert value(before, "streife_reply_latency_seconds_count") == 0
+            assert ("streife_actions_total", frozenset({"channel": "webchat", "action": "escalate"}.items())) not in before
             await anna.write("Hilfe, bei uns wird gerade eingebrochen!")
+            escalated = await scrape(officer)
+            assert value(escalated, "streife_actions_total", channel="webchat", action="escalate") == 1
+            assert value(escalated, "streife_reply_latency_seconds_count") >= 1  # the 110 prompt's latency observed
+            assert value(escalated, "streife_reply_latency_seconds_bucket", le="30.0") >= 1
+            assert value(escalated, "streife_reply_latency_seconds_sum") >= 0
             await ben.write("Ich hab eine Frage zu meinem Fahrrad")  # no model: handed over
             metrics = await scrape(officer)
-            assert metrics['streife_messages_in_total{channel="webchat"}'] == 2
-            assert metrics['streife_actions_total{channel="webchat",action="escalate"}'] == 1
-            assert metrics['streife_actions_total{channel="webchat",action="handover"}'] == 1
-            replies = metrics['streife_messages_out_total{channel="webchat",author="bot"}']
+            assert value(metrics, "streife_messages_in_total", channel="webchat") == 2
+            assert value(metrics, "streife_actions_total", channel="webchat", action="escalate") == 1
+            assert value(metrics, "streife_actions_total", channel="webchat", action="handover") == 1
+            replies = value(metrics, "streife_messages_out_total", channel="webchat", author="bot")
             assert replies >= 2
-            assert metrics["streife_reply_latency_seconds_count"] == replies
-            assert metrics['streife_reply_latency_seconds_bucket{le="+Inf"}'] == replies
-            assert metrics["streife_queue_length"] == 2
-            assert metrics['streife_conversations{state="queued",priority="2"}'] == 1
-            assert metrics['streife_conversations{state="queued",priority="1"}'] == 1
-            assert metrics["streife_queue_oldest_waiting_seconds"] >= 0
-            assert metrics["streife_handover_waiting_seconds_count"] == 0
+            assert value(metrics, "streife_reply_latency_seconds_count") == replies
+            assert value(metrics, "streife_reply_latency_seconds_bucket", le="+Inf") == replies
+            assert value(metrics, "streife_queue_length") == 2
+            assert value(metrics, "streife_conversations", state="queued", priority="2") == 1
+            assert value(metrics, "streife_conversations", state="queued", priority="1") == 1
+            assert value(metrics, "streife_queue_oldest_waiting_seconds") >= 0
+            assert value(metrics, "streife_handover_waiting_seconds_count") == 0
+            assert value(metrics, "streife_model_info", mode="safety_net", version="") == 1
+            assert value(metrics, "streife_channel_up", channel="webchat") == 1
+            assert value(metrics, "streife_live_streams", audience="webchat") == 0
 
             assert (await officer.login()).status == 303
             emergency = services.handover.find_conversation("webchat", anna.http.cookie_jar.filter_cookies(
                 anna.url("/"))["streife_chat"].value)
             assert (await officer.post(f"/inbox/c/{emergency.id}/claim")).status == 303
             metrics = await scrape(officer)
-            assert metrics["streife_queue_length"] == 1
-            assert metrics['streife_conversations{state="claimed",priority="2"}'] == 1
-            assert metrics["streife_handover_waiting_seconds_count"] == 1
-            assert metrics['streife_handover_waiting_seconds_bucket{le="60"}'] == 1
+            assert value(metrics, "streife_queue_length") == 1
+            assert value(metrics, "streife_conversations", state="claimed", priority="2") == 1
+            assert value(metrics, "streife_handover_waiting_seconds_count") == 1
+            assert value(metrics, "streife_handover_waiting_seconds_bucket", le="60.0") == 1
+
+
+async def test_two_apps_in_one_process_count_apart(settings: Settings, tmp_path: Path, triage_no_model: Triage) -> None:
+    other = with_settings(settings, metrics_token=METRICS_TOKEN, database_path=tmp_path / "other.db")
+    async with served(with_settings(settings, metrics_token=METRICS_TOKEN), triage_no_model) as (_, first, _s), \
+            served(other, triage_no_model) as (_, second, _t):
+        async with Browser(first) as anna, Browser(first) as scraper, Browser(second) as other_scraper:
+            await anna.open_chat()
+            await anna.write("Hilfe, bei uns wird gerade eingebrochen!")
+            here, there = await scrape(scraper), await scrape(other_scraper)
+    assert value(here, "streife_messages_in_total", channel="webchat") == 1
+    assert ("streife_messages_in_total", frozenset({"channel": "webchat"}.items())) not in there
+    assert value(there, "streife_reply_latency_seconds_count") == 0
+    assert not [m for m in REGISTRY.collect() if m.name.startswith("streife_")]  # never the global registry
+
+
+async def test_nobody_reads_metrics_without_the_token_or_a_login(settings: Settings, triage_no_model: Triage) -> None:
+    async with served(with_settings(settings, metrics_token=METRICS_TOKEN), triage_no_model) as (app, server, services):
+        async with Browser(server) as citizen:
+            await citizen.open_chat()
+            await citizen.write("Hilfe, bei uns wird gerade eingebrochen!")
+            answers = [await citizen.http.get(citizen.url("/metrics"), headers=headers) for headers in
+                       ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {METRICS_TOKEN}"})]
+            bodies = [await answer.text() for answer in answers]
+    assert [answer.status for answer in answers] == [401, 401, 401]
+    assert not any("streife_" in body for body in bodies)
 
 
 async def test_healthz_lists_the_web_chat_as_connected(settings: Settings, triage_no_model: Triage) -> None:
@@ -89,6 +124,10 @@ async def test_healthz_shows_telegram_connecting_until_the_bot_api_answers(tmp_p
             async with aiohttp.ClientSession() as http:
                 async with http.get(f"http://127.0.0.1:{port}/healthz", headers=OPERATOR) as response:
                     assert (await response.json())["channels"]["telegram"] == "connecting"
+                async with http.get(f"http://127.0.0.1:{port}/metrics", headers=OPERATOR) as response:
+                    families = {f.name: f for f in text_string_to_metric_families(await response.text())}
+                assert {s.labels["channel"]: s.value for s in families["streife_channel_up"].samples} == {"telegram": 0, "webchat": 1}
+                assert {"channel": "telegram", "state": "connecting"} in [s.labels for s in families["streife_channel_state"].samples]
                 fake.release("getMe")
                 await fake.wait_for(lambda: bool(fake.calls_of("deleteWebhook")))
                 async with http.get(f"http://127.0.0.1:{port}/healthz", headers=OPERATOR) as response:
