@@ -148,16 +148,16 @@ class Triage:
         """
         text = clean(text)
         language = language or self.identify(text, context.language or "de")
-        hit, own_language = self.safety_net.check(text), False
+        hit, identified = self.safety_net.check(text), language
         if hit is None and (found := self.languages.check(text, first=self._first_net(text, language))) is not None:
-            (spoken, hit), own_language = found, True
+            spoken, hit = found
             language = spoken.code
         if hit is not None:
             intent, confidence = hit.intent, 1.0
             if parse is not None and parse.intent in ESCALATION_INTENTS:
                 intent = parse.intent
             if language in self.languages:
-                return self._other_language(text, intent, "escalate", language, context, "safety_net", hit.rule, own_language)
+                return self._other_language(text, intent, "escalate", language, context, "safety_net", hit.rule, identified)
             return self._decision(text, intent, confidence, "escalate", language, context, "safety_net", hit.rule)
         if button is None and asks_for_person(text):
             button = "human_handoff"
@@ -278,21 +278,22 @@ class Triage:
 
     def _other_language(
         self, text: str, intent: str, action: str, language: str, context: Context, source: str,
-        rule: str | None = None, own_language: bool = True,
+        rule: str | None = None, identified: str | None = None,
     ) -> Decision:
         """A message in a language of data/languages/: its own texts; the officers take over.
 
-        An escalation gets the language's 110 prompt (and the German one too when a German rule
-        fired, in case the language was misread). Anything else gets "a person answers in German or
-        English" once, then a short line while the chat waits for the team.
+        An escalation gets the language's 110 prompt, and the German (or English) one too when the
+        rule and the identified language disagree (a German rule on a message read as Turkish, or
+        a Turkish rule on a message read as German), in case either was wrong. Anything else gets
+        "a person answers in German or English" once, then a short line while the chat waits.
         """
         languages = self.languages
         if action == "escalate":
             parts = [languages.text(language, intent)]
             if context.first_contact:
                 parts.append(languages.text(language, "disclosure"))
-            if not own_language:
-                parts.append(self.responses.system_text("emergency_prompt", "de"))
+            if identified is not None and identified != language:
+                parts.append(self.responses.system_text("emergency_prompt", identified))
         else:
             again = context.language == language and context.recent_actions[-1:] in (("handover",), ("escalate",))
             parts = [languages.text(language, "other_again" if again else "other")]

@@ -110,11 +110,13 @@ async def test_german_and_english_still_reach_the_model(responses: Responses, sa
     assert len(parser.asked) == 4
 
 
-async def test_a_german_rule_in_a_foreign_message_answers_in_both(responses: Responses, safety_net: SafetyNet, identify: LanguageId) -> None:
+async def test_a_foreign_message_with_german_danger_words_gets_its_own_110_prompt(
+    responses: Responses, safety_net: SafetyNet, identify: LanguageId
+) -> None:
     triage = triage_with(responses, safety_net, identify)
     decision = await triage.decide("Yardım edin! Kocam beni bıçakla tehdit ediyor, Hilfe er hat ein Messer", Context())
-    assert decision.action == "escalate"
-    assert "110" in decision.reply
+    assert (decision.action, decision.language) == ("escalate", "tr")
+    assert decision.reply.startswith(LANGUAGES.text("tr", "emergency"))
 
 
 async def test_the_conversation_reaches_officers_with_its_language(
@@ -223,3 +225,5 @@ async def test_a_foreign_net_that_fires_on_unclear_text_answers_in_the_language_
     """"intihar edicem de" reads as neither language to the library; Arabic's net knows "intihar" too: Turkish wins."""
     decision = await triage_with(responses, safety_net, identify).decide("intihar edicem de", Context())
     assert (decision.action, decision.language) == ("escalate", "tr")
+    assert decision.reply.startswith(LANGUAGES.text("tr", "self_harm"))
+    assert responses.system_text("emergency_prompt", "de") in decision.reply  # read as German: the German prompt too
