@@ -185,6 +185,9 @@ def test_bench_accuracy_sets_prints_one_line_per_set(tmp_path: Path, capsys: pyt
     accuracy_sets.main(["--data", str(tmp_path / "nlu"), "--folds", "2", "--real", str(write_real(tmp_path / "real.tsv"))])
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:3] == ["set", "n", "macro-F1"]
-    assert [line.split()[0] for line in out[1:]] == ["cross-validation", "held-out", "real"]
+    assert [line.split()[0] for line in out[1:4]] == ["cross-validation", "held-out", "real"]
+    # then one line per other language (tests/multilingual) and one for language identification
+    assert [line.split()[0] for line in out[4:]] == ["ar", "fa", "pl", "ro", "ru", "tr", "uk", "language"]
+    assert all("escalation recall" in line for line in out[4:-1]) and "on 3+ words" in out[-1]
     assert out[1].split()[1] == "30" and out[3].split()[3] == "3"
     assert not any(text in "\n".join(out) for _, text in REAL_ROWS)
