@@ -27,11 +27,11 @@ _CACHE_MAX = 50_000
 
 
 # Short everyday words whose tolerant key would equal a listed word's ("man"/"mann", "halt"/"hält",
-# "hat"/"hätt"): these and every word with the same key are compared as written (umlauts folded).
+# "hat"/"hätt", "sagt"/"sägt"): these and every word with the same key are compared as written (umlauts folded).
 COMMON = frozenset("""
     a all am an as at auf aus be bei bin bis bist by da das dem den der des die dir du ein eine er es
     hab habe halt has hat he ihm ihn im in ist ja kan man mal mir mit mus nun nur ob of on sie so sol
-    the to um und uns von vor war was we wen wer wie wil wo zu zum zur
+    the to um und uns von vor war was we wen wer wie wil wo zu zum zur sag sagt sagen sagte
 """.split())
 
 

@@ -31,10 +31,11 @@ class SafetyNetError(ValueError):
 
 @dataclass(frozen=True)
 class SafetyHit:
-    """Which rule fired, and for which escalation intent."""
+    """Which rule fired, for which escalation intent, and what it makes the bot do (escalate, or check: ask)."""
 
     intent: str
     rule: str
+    action: str = "escalate"
 
 
 @dataclass(frozen=True)
@@ -106,26 +107,38 @@ class SafetyNet:
         return net
 
     def check(self, text: str) -> SafetyHit | None:
-        """Return the first rule that fires on `text`, or None."""
+        """Return the first rule that escalates `text`, or None (rules with `action: check` do not count)."""
         explained = self.explain(text)
         return explained.hit if explained is not None else None
 
-    def explain(self, text: str) -> Explanation | None:
-        """The first rule that fires on `text` with the words it used, or None."""
+    def assess(self, text: str) -> SafetyHit | None:
+        """The first rule that escalates `text`; else the first that asks (action "check"); else None."""
+        explained = self.explain(text, asking=True)
+        return explained.hit if explained is not None else None
+
+    def explain(self, text: str, asking: bool = False) -> Explanation | None:
+        """The first rule that escalates `text`, with the words it used; with `asking`, else the first that asks."""
         folded = normalise(text)
         if not folded or any(e.search(folded) for e in self.exceptions):
             return None
         tokens = tokenize(text)
+        ask: Explanation | None = None
         if self.word_rules:
             found = self.lexicon.scan(tokens)
             for rule in self.word_rules:
+                if rule.action != "escalate" and (not asking or ask is not None):
+                    continue
                 used = rule.match(tokens, found, self.guards)
-                if used is not None:
-                    return Explanation(SafetyHit(rule.intent, rule.name), tokens, tuple(used))
+                if used is None:
+                    continue
+                explained = Explanation(SafetyHit(rule.intent, rule.name, rule.action), tokens, tuple(used))
+                if rule.action == "escalate":
+                    return explained
+                ask = explained
         for intent, pattern, unless in self.rules:
             if pattern.search(folded) and not (unless and unless.search(folded)):
                 return Explanation(SafetyHit(intent, pattern.pattern), tokens, ())
-        return None
+        return ask
 
     def fires(self, rule: Rule, text: str) -> bool:
         """True when this one rule fires on `text` (exceptions and other rules aside)."""

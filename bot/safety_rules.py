@@ -9,6 +9,7 @@ from bot.safety_lexicon import Tokens
 Span = tuple[int, int]  # words [start, end)
 Found = dict[str, list[Span]]
 Used = tuple[str, Span]  # a word list and the words of the message it matched
+RULE_ACTIONS = ("escalate", "check")  # what a rule that fires makes the bot do
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Rule:
     max_words: int | None = None  # only messages this short ("messer!!", "ich kann nicht mehr")
     examples: tuple[str, ...] = ()
     quiet: tuple[str, ...] = ()
+    action: str = "escalate"  # escalate | check: a weaker sign, the bot asks "Bist du oder ist jemand gerade in Gefahr?"
 
     def categories(self) -> set[str]:
         """Every word list or guard the rule names."""
@@ -102,11 +104,13 @@ def read_rule(raw: object, known: set[str]) -> Rule:
     if not isinstance(raw, dict):
         raise ValueError(f"a rule must be a mapping with name, intent, all, examples; got {raw!r}")
     name = str(raw.get("name") or "?")
-    unknown_keys = set(raw) - {"name", "intent", "all", "any", "unless", "scope", "max_words", "examples", "quiet"}
+    unknown_keys = set(raw) - {"name", "intent", "action", "all", "any", "unless", "scope", "max_words", "examples", "quiet"}
     if unknown_keys:
         raise ValueError(f"rule {name}: unknown keys {sorted(unknown_keys)}")
     if raw.get("intent") not in ("emergency", "self_harm"):
         raise ValueError(f"rule {name}: intent must be emergency or self_harm, got {raw.get('intent')!r}")
+    if raw.get("action", "escalate") not in RULE_ACTIONS:
+        raise ValueError(f"rule {name}: action must be escalate or check, got {raw.get('action')!r}")
     if raw.get("scope", "sentence") not in ("sentence", "message"):
         raise ValueError(f"rule {name}: scope must be sentence or message")
     max_words = raw.get("max_words")
@@ -117,6 +121,7 @@ def read_rule(raw: object, known: set[str]) -> Rule:
         name, raw["intent"], groups, tuple(_names(raw.get("any"), name, "any", optional=True)),
         tuple(_names(raw.get("unless"), name, "unless", optional=True)), raw.get("scope", "sentence"), max_words,
         tuple(_texts(raw.get("examples"), name, "examples")), tuple(_texts(raw.get("quiet"), name, "quiet", optional=True)),
+        raw.get("action", "escalate"),
     )
     missing = sorted(rule.categories() - known)
     if missing:

@@ -12,7 +12,7 @@ from bot.duty import DutyHours
 from bot.language import detect_language
 from bot.languages import Languages
 from bot.responses import Responses
-from bot.safety_net import ESCALATION_INTENTS, SafetyNet
+from bot.safety_net import ESCALATION_INTENTS, SafetyHit, SafetyNet
 from bot.text import clean
 from nlu.parse import Parse
 
@@ -28,6 +28,12 @@ HANDOFF_WORDS = frozenset({"mensch", "/mensch", "person", "/person", "human", "/
 def asks_for_person(text: str) -> bool:
     """True for the one-word request for a person that the bot's texts suggest."""
     return text.strip(" .!\"'„“").lower() in HANDOFF_WORDS
+
+
+def _checked(danger: str, parse: Parse) -> Checked:
+    """What a check asks about: the danger, and the model's best reading besides danger (for a "no")."""
+    other = next(((n, c) for n, c in parse.ranking if n not in ESCALATION_INTENTS and n != FALLBACK), (FALLBACK, 0.0))
+    return Checked(danger, *other) if parse.intent != FALLBACK else Checked(danger, FALLBACK, parse.confidence)
 
 
 class Parser(Protocol):
@@ -145,10 +151,14 @@ class Triage:
         The model's confidence for the likelier of emergency and self_harm decides first: at least
         escalation_threshold escalates; at least check_threshold asks "in danger?" (`check`),
         and right after a check it escalates, as does a typed "ja"/"yes" or the danger button.
+        A safety-net rule with `action: check` (a weaker sign) asks too, unless the model escalates;
+        right after a check it escalates.
         """
         text = clean(text)
         language = language or self.identify(text, context.language or "de")
-        hit, identified = self.safety_net.check(text), language
+        hit, identified = self.safety_net.assess(text), language
+        doubt = hit if hit is not None and hit.action == "check" else None
+        hit = None if doubt is not None else hit
         if hit is None and (found := self.languages.check(text, first=self._first_net(text, language))) is not None:
             spoken, hit = found
             language = spoken.code
@@ -176,6 +186,8 @@ class Triage:
             return self._decision(text, FALLBACK, 0.0, "handover", language, context, "check")
         if language in self.languages:  # the model reads German and English only: a person answers
             return self._other_language(text, FALLBACK, "handover", language, context, "language")
+        if parse is None and doubt is not None:
+            return self._net_check(text, doubt, None, after_check, language, context)
         if parse is None:
             source = "no_model" if not model_ready else "model"
             return self._decision(text, FALLBACK, 0.0, "handover", language, context, source)
@@ -183,9 +195,10 @@ class Triage:
         danger = parse.confidence_of(escalation)
         if danger >= self.escalation_threshold or (after_check and danger >= self.check_threshold):
             return self._decision(text, escalation, danger, "escalate", language, context, "model")
+        if doubt is not None:
+            return self._net_check(text, doubt, parse, after_check, language, context)
         if danger >= self.check_threshold:
-            other = next(((n, c) for n, c in parse.ranking if n not in ESCALATION_INTENTS and n != FALLBACK), (FALLBACK, 0.0))
-            checked = Checked(escalation, *other) if parse.intent != FALLBACK else Checked(escalation, FALLBACK, parse.confidence)
+            checked = _checked(escalation, parse)
             return self._decision(text, escalation, danger, "check", language, context, "model", checked=checked)
         intent, confidence = next(
             ((name, conf) for name, conf in parse.ranking if name != FALLBACK), (parse.intent, parse.confidence)
@@ -193,6 +206,15 @@ class Triage:
         if parse.intent == FALLBACK or confidence < self.confidence_threshold:
             intent = FALLBACK if intent != "out_of_scope" else intent
         return self._by_intent(text, intent, confidence, language, context, "model")
+
+    def _net_check(
+        self, text: str, doubt: SafetyHit, parse: Parse | None, after_check: bool, language: str, context: Context
+    ) -> Decision:
+        """A safety-net rule saw a weaker sign: ask "in danger?"; a second sign right after a check escalates."""
+        if after_check:
+            return self._decision(text, doubt.intent, 1.0, "escalate", language, context, "safety_net", doubt.rule)
+        checked = _checked(doubt.intent, parse) if parse is not None else Checked(doubt.intent)
+        return self._decision(text, doubt.intent, 1.0, "check", language, context, "safety_net", doubt.rule, checked=checked)
 
     def _by_intent(
         self, text: str, intent: str, confidence: float, language: str, context: Context, source: str, opening: str | None = None

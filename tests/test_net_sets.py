@@ -14,9 +14,10 @@ from tests.conftest import ROOT
 QUIET = ROOT / "tests" / "net_quiet.yml"
 DANGER = ROOT / "tests" / "net_danger.yml"
 MAX_QUIET_RATE = 0.01  # at most 1 % of the everyday messages may be escalated
-# Measured on 2026-11-27 when tests/net_danger.yml was written: 207 of 254 caught (81.5 %).
+# Measured on 2026-11-27 when tests/net_danger.yml was written: 207 of 254 caught (81.5 %); after the
+# rules for emergencies without danger words (tests/net_indirect.yml): 209.
 # The model catches the rest; this number may rise with better rules, never fall.
-DANGER_CAUGHT = 207
+DANGER_CAUGHT = 209
 
 
 def read_set(path: Path, keys: set[str]) -> list[dict[str, str]]:
