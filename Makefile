@@ -108,9 +108,11 @@ bench: setup $(MODEL)
 	$(PY) -m bench.triage_latency
 	$(PY) -m bench.nlu_throughput
 	$(PY) -m bench.inbox_latency
+	$(PY) -m bench.officers_day
 	$(PY) -m bench.telegram_load
 	$(PY) -m bench.mastodon_load
 	$(PY) -m bench.x_load
+	$(PY) -m bench.comments_load
 	$(PY) -m bench.fuzz_webhooks
 	$(PY) -m bench.attack
 	$(NLU_PY) -m bench.accuracy_baseline

@@ -1,4 +1,4 @@
-"""The admin commands: `officers add`, `privacy export|delete`, `handover list|show|close`."""
+"""The admin commands: `officers add|list|deactivate|reactivate|role`, `privacy export|delete`, `handover list|show|close`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from typing import TextIO
 
 from bot.handover import HandoverError, HandoverLog
+from bot.handover.accounts import ROLES, AccountError, Accounts
 from bot.handover.officers import OfficerError, Officers
 from bot.handover.privacy import delete_citizen, export_citizen
 from bot.handover.queue_view import PAGE_SIZE, queue_view
@@ -22,6 +23,14 @@ def add_admin_commands(commands: argparse._SubParsersAction) -> None:
     officers = commands.add_parser("officers", help="inbox accounts").add_subparsers(dest="action", required=True)
     add = officers.add_parser("add", help="create an account or set a new password (password from stdin)")
     add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="the account may manage accounts (role admin)")
+    officers.add_parser("list", help="every account: name, role, active or not")
+    for action, text in (("deactivate", "lock an account out; its sessions end at once"),
+                         ("reactivate", "let a deactivated account log in again")):
+        officers.add_parser(action, help=text).add_argument("name")
+    role = officers.add_parser("role", help="make an account an admin or an officer")
+    role.add_argument("name")
+    role.add_argument("role", choices=ROLES)
     privacy = commands.add_parser("privacy", help="a citizen's data on request").add_subparsers(dest="action", required=True)
     for action, text in (("export", "print everything stored about a citizen as JSON"),
                          ("delete", "erase a citizen's conversations (the audit trail keeps that it happened)")):
@@ -54,8 +63,7 @@ async def run_admin(args: argparse.Namespace, settings: Settings, stdin: TextIO 
     log = HandoverLog.open(settings.database_path, settings.pseudonym_key, busy_ms=CLI_BUSY_MS)
     try:
         if args.command == "officers":
-            Officers(log).add(args.name, read_password(stdin), actor=actor())
-            print(f"account {args.name} saved", file=stdout)
+            _officers(log, args, stdin, stdout)
         elif args.command == "privacy" and args.action == "export":
             json.dump(export_citizen(log, args.citizen), stdout, ensure_ascii=False, indent=2)
             stdout.write("\n")
@@ -73,11 +81,35 @@ async def run_admin(args: argparse.Namespace, settings: Settings, stdin: TextIO 
         else:
             await _close(log, settings, args.id, stdout)
         return 0
-    except (HandoverError, OfficerError) as err:
+    except (HandoverError, OfficerError, AccountError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     finally:
         log.close()
+
+
+def _officers(log: HandoverLog, args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> None:
+    """Accounts: add (or new password), list, deactivate, reactivate, role; every change audited."""
+    officers, who = Officers(log), actor()
+    accounts = Accounts(officers)
+    if args.action == "add":
+        officers.add(args.name, read_password(stdin), actor=who)
+        if args.admin:
+            accounts.set_role(args.name.strip(), "admin", who)
+        print(f"account {args.name} saved", file=stdout)
+    elif args.action == "list":
+        for a in accounts.roster():
+            print(f"{a.name}\t{a.role}\t{'active' if a.active else 'deactivated'}\t{a.created_at}", file=stdout)
+    elif args.action == "deactivate":
+        ended = accounts.deactivate(args.name, who)
+        print(f"account {args.name} deactivated; {ended} session(s) ended "
+              "(a running service closes its open live pages within 15 s)", file=stdout)
+    elif args.action == "reactivate":
+        accounts.reactivate(args.name, who)
+        print(f"account {args.name} active again", file=stdout)
+    else:
+        accounts.set_role(args.name, args.role, who)
+        print(f"account {args.name} is now {args.role}", file=stdout)
 
 
 def _list(log: HandoverLog, page: int, per_page: int, stdout: TextIO) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Callable, Protocol
 
 from bot.danger_check import CHECK_NO, Checked, answer_to_check
@@ -121,6 +121,9 @@ class Triage:
         self.languages = languages or Languages({})
         self.identify = identify or detect_language  # (text, default) -> "de", "en" or a code of `languages`
         self.likeliest = likeliest  # text -> the code of `languages` it most resembles, or None
+        # Presence hook (bot/handover/accounts.py, in memory per instance): () -> is any officer online now?
+        # None (no inbox running, tests, benches) keeps the plain duty-hours texts.
+        self.team_online: Callable[[], bool] | None = None
 
     async def decide(self, text: str, context: Context = Context(), button: str | None = None) -> Decision:
         """Decide on one message; `button` is the intent of a pressed topic button.
@@ -334,6 +337,11 @@ class Triage:
         """Who takes over and when, by the duty hours."""
         now = self.clock()
         if self.duty.on_duty(now):
+            if self.team_online is not None and not self.team_online():  # on duty, but nobody has the inbox open
+                start = self.duty.next_start(now)
+                if self.duty.on_duty(start - timedelta(seconds=2)):  # round the clock: no honest "at the latest"
+                    return self.responses.system_text("handover_nobody_online_untimed", language)
+                return self.responses.system_text("handover_nobody_online", language, back_at=self.duty.back_at(now, language))
             hint = "as soon as possible" if language == "en" else "so schnell wie möglich"
             return self.responses.system_text("handover_on_duty", language, wait_hint=hint)
         return self.responses.system_text("handover_off_duty", language, back_at=self.duty.back_at(now, language))

@@ -191,6 +191,18 @@ def check_safety_net(data_dir: Path) -> list[Problem]:
     return _rule_file_problems(data_dir / "safety_net.yml", SafetyNet.load)
 
 
+def check_comment_policy(data_dir: Path) -> list[Problem]:
+    """data/comment_policy.yml: known rules, intents and keys, texts present, no personal details in public replies."""
+    from bot.comment_policy import PolicyError, problems, read
+
+    path = data_dir / "comment_policy.yml"
+    try:
+        doc = read(path)
+    except PolicyError as err:
+        return [Problem("error", str(path), str(err))]
+    return [Problem(level, f"{path}: {where}" if where else str(path), text) for level, where, text in problems(doc, INTENTS)]
+
+
 def check_languages(data_dir: Path, design: Path | None) -> list[Problem]:
     """Each data/languages/<code>.yml has every text, only DESIGN.md's numbers, and rules that fire on their examples."""
     from bot.languages import NUMBERS, load_language, numbers_in
@@ -292,7 +304,7 @@ def validate(
     paths = sorted((data_dir / "nlu").glob("*.yml"))
     examples, problems = read_files(paths)
     problems += check_examples(examples) + near_duplicates(examples) + check_responses(data_dir) + check_design(design)
-    problems += check_safety_net(data_dir) + check_languages(data_dir, design)
+    problems += check_safety_net(data_dir) + check_languages(data_dir, design) + check_comment_policy(data_dir)
     if held_out is not None and held_out.is_file():
         tests, unreadable = read_files([held_out])
         problems += unreadable + check_held_out(tests, examples)

@@ -78,9 +78,27 @@ def test_inbox_latency_times_reply_stream_and_alert_for_each_emergency(capsys) -
         assert f"{name:<6} n=  2" in out
 
 
+def test_officers_day_times_every_inbox_page_on_a_generated_log(capsys) -> None:
+    from bench import officers_day
+
+    results = asyncio.run(officers_day.main(smoke=True))
+    assert set(results) == {"queue", "conversation", "stats", "search"}
+    for name in ("queue", "conversation", "search"):
+        assert results[name]["n"] == 20 and results[name]["statuses"] == [200] and results[name]["p95"] > 0
+    assert "1,000 conversations / 10,000 messages" in capsys.readouterr().out
+
+
 def test_instagram_load_gets_a_reply_for_every_webhook_message() -> None:
     result = asyncio.run(instagram_load.run(messages=10, rate=20))
     assert result["replies"] == 10 and result["ack_p50_ms"] > 0 and result["reply_p99_ms"] >= result["reply_p50_ms"]
+
+
+def test_comments_load_acts_on_every_emergency_comment_once() -> None:
+    from bench import comments_load
+
+    result = asyncio.run(comments_load.run(comments=30, seconds=2, use_model=False))
+    assert result["stored"] == 30 and result["lost"] == 0 and result["doubled"] == 0
+    assert result["emergency_n"] == result["mix"].get("emergency", 0) > 0 and result["action_p99_ms"] > 0
 
 
 def test_triage_latency_runs_the_model_over_real_messages(capsys) -> None:

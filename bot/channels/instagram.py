@@ -17,13 +17,15 @@ import aiohttp
 from aiohttp import web
 
 from bot.channels.base import BackgroundTasks
+from bot.channels.comment_inbound import CommentInbound
+from bot.channels.comment_executor import CommentDesk
 from bot.channels.meta_send import MetaSender, split_text
 from bot.channels.meta_webhook import Echo, Parsed, WebhookError, parse, signature_ok
 from bot.dispatcher import Dispatcher, Event
 from bot.handover import HandoverLog, Message
 from bot.settings import Settings
 from bot.web import jsonbody
-from bot.web.keys import SERVICES
+from bot.web.keys import ALERTS, COMMENTS, HUB, SERVICES
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class MetaChannel(BackgroundTasks):
     """
 
     channel_name = "Meta"
+    desk: CommentDesk | None = None  # comments under posts: app[COMMENTS], set in the cleanup context
 
     def __init__(self) -> None:
         self.settings = Settings()
@@ -46,6 +49,7 @@ class MetaChannel(BackgroundTasks):
         self.session: aiohttp.ClientSession | None = None
         self.channels: list[str] = []  # channels with a registered sender
         self._tasks: set[asyncio.Task[None]] = set()
+        self.comments: CommentInbound | None = None  # comments coming in (issue 14): stored, triaged, planned
 
     @property
     def log(self) -> HandoverLog:
@@ -55,6 +59,12 @@ class MetaChannel(BackgroundTasks):
     def start(self, settings: Settings, dispatcher: Dispatcher) -> None:
         """Register a sender per configured product (Instagram, Messenger)."""
         self.settings, self.dispatcher = settings, dispatcher
+        from bot.comment_policy import CommentPolicy
+        from bot.handover.comments import Comments
+        from nlu.intents import INTENTS
+
+        policy = CommentPolicy.load(settings.data_dir / "comment_policy.yml", INTENTS)
+        self.comments = CommentInbound(Comments(dispatcher.log), dispatcher.triage, policy, base_url=settings.web_base_url)
         accounts = {
             "instagram": (settings.instagram_account_id, settings.instagram_access_token),
             "messenger": (settings.messenger_page_id, settings.messenger_access_token),
@@ -103,6 +113,10 @@ class MetaChannel(BackgroundTasks):
                 self.record_echo(echo)
             except sqlite3.IntegrityError:  # its mid is stored already: a redelivery raced its twin
                 log.info("%s echo %s was recorded before", echo.channel, echo.mid)
+        if self.comments is not None and (parsed.comments or parsed.comment_changes):
+            work = self.comments.accept(parsed.comments, parsed.comment_changes)  # stored before the 200
+            if work:
+                self._spawn(self.comments.run(work))
         return ids
 
     def record_echo(self, echo: Echo) -> int | None:
@@ -173,7 +187,15 @@ def add_instagram_routes(app: web.Application) -> None:
     async def meta_resources(app: web.Application) -> AsyncIterator[None]:
         services = app[SERVICES]
         channel.start(services.settings, services.dispatcher)
+        if channel.session is not None:  # a Meta token is set: comment actions go out through the Graph API
+            channel.desk = app[COMMENTS] = CommentDesk.start(services.handover, channel.session, services.settings, app.get(HUB))
+        if channel.comments is not None:
+            channel.comments.hub, channel.comments.alerts = app.get(HUB), app.get(ALERTS)
+            channel.comments.executor = channel.desk.executor if channel.desk is not None else None
+            channel._spawn(channel.comments.recover())  # comments stored but not triaged before a restart
         yield
+        if channel.desk is not None:
+            await channel.desk.executor.stop()
         await channel.stop()
 
     app.cleanup_ctx.append(meta_resources)  # after the services' own context; before recover() (on_startup)

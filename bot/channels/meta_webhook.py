@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from bot.channels.meta_comments import CommentChange, parse_changes
 from bot.handover import Inbound
+from bot.handover.comments import IncomingComment
 
 # Meta's `object` field names the product; each is its own channel in the handover log.
 CHANNELS = {"instagram": "instagram", "page": "messenger"}
@@ -61,6 +63,8 @@ class Parsed:
     inbound: list[Inbound] = field(default_factory=list)
     echoes: list[Echo] = field(default_factory=list)
     ignored: int = 0  # reads, deliveries, reactions, unsends, unknown events
+    comments: list[IncomingComment] = field(default_factory=list)  # comments under posts (bot/channels/meta_comments.py)
+    comment_changes: list[CommentChange] = field(default_factory=list)  # their edits, removals, hides
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -154,6 +158,12 @@ def parse(payload: Any) -> Parsed:
     ignored = 0
     for entry in entries:
         events = entry.get("messaging") if isinstance(entry, dict) else None
+        if isinstance(entry, dict) and isinstance(entry.get("changes"), list):
+            comments, changes, skipped = parse_changes(channel, entry)
+            parsed.comments.extend(comments)
+            parsed.comment_changes.extend(changes)
+            ignored += skipped
+            continue
         if not isinstance(events, list):
             ignored += 1  # comments, mentions, standby and other fields this bot does not subscribe to
             continue
@@ -165,7 +175,7 @@ def parse(payload: Any) -> Parsed:
                 parsed.echoes.append(item)
             else:
                 ignored += 1
-    return Parsed(parsed.inbound, parsed.echoes, ignored)
+    return Parsed(parsed.inbound, parsed.echoes, ignored, parsed.comments, parsed.comment_changes)
 
 
 def _event(channel: str, event: dict[str, Any]) -> Inbound | Echo | None:

@@ -113,6 +113,7 @@ class Session:
     officer: str
     csrf: str
     expires_at: str
+    role: str = "officer"  # "officer" or "admin" (accounts, issue 15)
 
 
 def _hash_token(token: str) -> str:
@@ -154,7 +155,9 @@ class Officers:
                 )
                 self.db.execute("DELETE FROM sessions WHERE officer = ?", [name])
             else:
-                self.db["officers"].insert({"name": name, "password_hash": hashed, "created_at": self.log.clock()})
+                first = self.db.execute("SELECT 1 FROM officers LIMIT 1").fetchone() is None  # the first account is an admin
+                self.db["officers"].insert({"name": name, "password_hash": hashed, "created_at": self.log.clock(),
+                                            "role": "admin" if first else "officer"})
             self.log.audit(actor, "officer_password" if exists else "officer_add", None, officer=name)
 
     def ensure_initial(self) -> str | None:
@@ -193,7 +196,8 @@ class Officers:
                 {"token_hash": _hash_token(token), "officer": name, "csrf": csrf, "created_at": now, "expires_at": expires}
             )
             self.log.audit(name, "login", None)
-        return Session(token, name, csrf, expires)
+        role = self.db.execute("SELECT role FROM officers WHERE name = ?", [name]).fetchone()[0]
+        return Session(token, name, csrf, expires, role)
 
     async def _check(self, name: str, password: str) -> tuple[str | None, bool]:
         """(the stored hash or None for an unknown name, whether the password fits), a few hashes at a time."""
@@ -219,13 +223,13 @@ class Officers:
         if not token:
             return None
         row = self.db.execute(
-            "SELECT s.officer, s.csrf, s.expires_at FROM sessions s JOIN officers o ON o.name = s.officer "
+            "SELECT s.officer, s.csrf, s.expires_at, o.role FROM sessions s JOIN officers o ON o.name = s.officer "
             "WHERE s.token_hash = ? AND o.active = 1",
             [_hash_token(token)],
         ).fetchone()
         if row is None or row[2] < self.log.clock():
             return None
-        return Session(token, row[0], row[1], row[2])
+        return Session(token, row[0], row[1], row[2], row[3])
 
     def logout(self, session: Session) -> None:
         """End a session."""

@@ -15,6 +15,8 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from bot.handover import comment_privacy
+from bot.handover.search import forget_deleted
 from bot.handover.store import HandoverError, HandoverLog, utcnow
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ def _rows(log_: HandoverLog, sql: str, args: list[Any]) -> list[dict[str, Any]]:
 
 def _conversation_ids(log_: HandoverLog, citizen: str) -> list[int]:
     ids = [r[0] for r in log_.db.execute("SELECT id FROM conversations WHERE citizen = ? ORDER BY id", [citizen])]
-    if not ids:
+    if not ids and not comment_privacy.has_comments(log_, citizen):  # comments under posts count too (issue 14)
         raise HandoverError(f"no data for citizen {citizen}")
     return ids
 
@@ -54,6 +56,7 @@ def export_citizen(log_: HandoverLog, citizen: str) -> dict[str, Any]:
         "messages": _rows(log_, f"SELECT * FROM messages WHERE conversation_id IN ({marks}) ORDER BY id", ids),
         "notes": _rows(log_, f"SELECT * FROM notes WHERE conversation_id IN ({marks}) ORDER BY id", ids),
         "events": _rows(log_, f"SELECT * FROM events WHERE conversation_id IN ({marks}) ORDER BY id", ids),
+        **comment_privacy.export(log_, citizen),  # comments, their actions, evidence (and which is kept)
     }
 
 
@@ -103,8 +106,12 @@ def delete_citizen(log_: HandoverLog, citizen: str, actor: str) -> dict[str, int
     _secure(log_)
     with log_.transaction():
         counts = _erase(log_, ids)
+        counts.update({k: v for k, v in comment_privacy.delete(log_, citizen).items() if v})  # comments under posts
         for conversation_id in ids:
             log_.audit(actor, "privacy_delete", None, conversation=conversation_id, citizen=citizen, **counts)
+        if not ids:  # only comments
+            log_.audit(actor, "privacy_delete", None, citizen=citizen, **counts)
+    forget_deleted(log_)  # the search index's copy of the words too
     checkpoint(log_)
     return counts
 
@@ -123,6 +130,7 @@ def delete_chat(log_: HandoverLog, conversation_id: int) -> dict[str, Any]:
             event_id = log_.db.execute("SELECT last_insert_rowid()").fetchone()[0]
             notices = list(reversed(deleted_chats(log_))) + [{**detail, "event": event_id, "at": log_.clock()}]  # expired ones dropped
             log_.set_value(NOTICES_KEY, json.dumps(notices, ensure_ascii=False))
+    forget_deleted(log_)  # the search index's copy of the words too
     checkpoint(log_)
     return detail
 
@@ -174,9 +182,11 @@ def purge_expired(log_: HandoverLog, retention_days: int, now: datetime | None =
                 [*OPEN_STATES, cutoff],
             ).rowcount,
         }
+        counts.update({k: v for k, v in comment_privacy.purge(log_, cutoff, OPEN_STATES).items() if v})  # kept evidence stays
         if any(counts.values()):
             log_.audit("system", "retention", None, cutoff=cutoff, **counts)
     if any(counts.values()):
+        forget_deleted(log_)  # the search index's copy of the words too
         checkpoint(log_)
     return counts
 

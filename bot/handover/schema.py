@@ -76,7 +76,125 @@ def _v2(db: Database) -> None:
     db["events"].create_index(["at"])
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2]
+def _v3(db: Database) -> None:
+    """Reply templates (Textbausteine) officers write and edit in the inbox."""  # owner: templates (issue 15)
+    from bot.handover.textblocks import starter_textblocks  # the starters live with the feature's code
+
+    db["textblocks"].create(
+        {"id": int, "name": str, "language": str, "title": str, "text": str, "intents": str,
+         "created_at": str, "created_by": str, "updated_at": str, "updated_by": str},
+        pk="id",
+        not_null={"name", "language", "title", "text", "created_at", "created_by", "updated_at", "updated_by"},
+        defaults={"intents": "[]"},
+    )
+    db["textblocks"].create_index(["language", "name"], unique=True)
+    db["textblocks"].insert_all(starter_textblocks())
+
+
+def _v4(db: Database) -> None:
+    """Full-text search over messages (FTS5), kept in step with messages by triggers."""  # owner: search (issue 15)
+    # External content: the index holds only tokens, the text stays in `messages`. The bot's own
+    # canned replies are left out (they would match every search); citizens' and officers' words go in.
+    # Deleting a message (privacy deletion, retention) deletes its index entry in the same transaction.
+    # (So never run FTS5's 'rebuild': it would index the bot's replies too; the INSERT below builds it.)
+    db.execute(
+        "CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='id', "
+        "tokenize='unicode61 remove_diacritics 2', prefix='3')"
+    )
+    db.execute(
+        "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.author != 'bot' BEGIN "
+        "INSERT INTO messages_fts (rowid, text) VALUES (new.id, new.text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages WHEN old.author != 'bot' BEGIN "
+        "INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', old.id, old.text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER messages_fts_update AFTER UPDATE OF text, author ON messages BEGIN "
+        "INSERT INTO messages_fts (messages_fts, rowid, text) SELECT 'delete', old.id, old.text WHERE old.author != 'bot'; "
+        "INSERT INTO messages_fts (rowid, text) SELECT new.id, new.text WHERE new.author != 'bot'; END"
+    )
+    db.execute("INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages WHERE author != 'bot'")
+    db["messages"].create_index(["created_at"], if_not_exists=True)  # date ranges (search, dashboard)
+    db["conversations"].create_index(["updated_at"], if_not_exists=True)  # the queue's "recently updated" without a sort
+
+
+def _v5(db: Database) -> None:
+    """Accounts and the shift: roles, assignment to a named colleague, presence."""  # owner: accounts (issue 15)
+    db["officers"].add_column("role", str, not_null_default="officer")  # "officer" or "admin"
+    db.execute("UPDATE officers SET role = 'admin' WHERE id = (SELECT MIN(id) FROM officers)")  # the first account
+    # assignment lives in conversations.officer/state (claimed) and meta.assigned_by; presence is in memory
+
+
+def _v6(db: Database) -> None:
+    """Comments under posts: posts, comments, the actions taken on them, moderation evidence."""  # owner: comments (issue 14)
+    db["posts"].create(
+        {"id": int, "channel": str, "platform_id": str, "permalink": str, "caption": str, "created_at": str},
+        pk="id",
+        not_null={"channel", "platform_id", "created_at"},
+    )
+    db["posts"].create_index(["channel", "platform_id"], unique=True)
+    db["comments"].create(
+        {
+            "id": int, "channel": str, "platform_id": str, "post_id": int, "parent_platform_id": str,
+            "author_id": str, "author": str, "author_name": str, "text": str, "kind": str,
+            "created_at": str, "received_at": str, "edited_at": str, "removed_at": str, "own": int,
+            "status": str, "intent": str, "confidence": float, "action": str, "policy": str, "need": int,
+            "hidden": int, "deleted": int, "conversation_id": int, "handled_by": str, "handled_at": str,
+            "meta": str,
+        },
+        pk="id",
+        foreign_keys=[("post_id", "posts", "id")],
+        not_null={"channel", "platform_id", "post_id", "author", "created_at", "received_at", "status"},
+        defaults={"text": "", "kind": "text", "own": 0, "status": "new", "need": 9, "hidden": 0, "deleted": 0,
+                  "author_name": "", "meta": "{}"},
+    )
+    db["comments"].create_index(["channel", "platform_id"], unique=True)
+    db["comments"].create_index(["post_id", "need", "created_at"])
+    db["comments"].create_index(["need", "created_at"])
+    db["comments"].create_index(["status"])
+    db["comments"].create_index(["channel", "author"])
+    db["comments"].create_index(["conversation_id"])
+    db["comment_actions"].create(
+        {
+            "id": int, "comment_id": int, "kind": str, "text": str, "status": str, "priority": int,
+            "officer": str, "attempts": int, "error": str, "platform_id": str, "created_at": str, "done_at": str,
+        },
+        pk="id",
+        foreign_keys=[("comment_id", "comments", "id")],
+        not_null={"comment_id", "kind", "status", "created_at"},
+        defaults={"text": "", "status": "pending", "priority": 5, "attempts": 0},
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX idx_comment_actions_private ON comment_actions (comment_id)"
+        " WHERE kind = 'private_reply' AND status != 'failed'"
+    )
+    db["comment_actions"].create_index(["status", "priority", "id"])
+    db["comment_actions"].create_index(["comment_id"])
+    db["comment_actions"].create_index(["platform_id"])
+    db["evidence"].create(
+        {
+            "id": int, "comment_id": int, "channel": str, "post_platform_id": str, "permalink": str,
+            "post_caption": str, "comment_platform_id": str, "author": str, "author_name": str, "text": str,
+            "comment_created_at": str, "captured_at": str, "captured_by": str, "complaint": int,
+            "released_at": str, "released_by": str,
+        },
+        pk="id",
+        foreign_keys=[("comment_id", "comments", "id")],
+        not_null={"comment_id", "channel", "captured_at", "captured_by"},
+        defaults={"complaint": 0},
+    )
+    db["evidence"].create_index(["comment_id"])
+
+
+def _v7(db: Database) -> None:
+    """The dashboard's figures per hour, kept in step with the log by triggers (bot/handover/stats.py)."""  # owner: dashboard (issue 15)
+    from bot.handover.stats import install  # (local import: stats.py is the one place that knows these tables)
+
+    install(db)
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 
 
 def migrate(db: Database) -> int:

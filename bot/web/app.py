@@ -17,12 +17,17 @@ from bot.nlu_workers import NluSupervisor
 from bot.services import Services
 from bot.settings import Settings
 from bot.web import auth
+from bot.web.accounts import add_accounts_routes
+from bot.web.comments import add_comments_routes
 from bot.web.inbox import add_inbox_routes
 from bot.web.keys import SERVICES
 from bot.web.metrics import add_metrics_routes, channels_status
 from bot.web.storage_errors import storage_errors
+from bot.web.stats import add_stats_routes
+from bot.web.textblocks import add_textblock_routes
 from bot.web.render import STATIC
 from bot.web.resources import close_streams, inbox_resources
+from bot.web.search import add_search_routes
 from bot.web.webchat import add_webchat_routes
 
 log = logging.getLogger(__name__)
@@ -61,6 +66,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(auth.LOGIN_PATH, auth.login)
     app.router.add_post("/inbox/logout", auth.logout)
     add_inbox_routes(app)  # /inbox, /inbox/c/{id}/...
+    add_stats_routes(app)  # /inbox/stats, /inbox/stats.csv (the dashboard)
+    add_accounts_routes(app)  # /inbox/konten, /inbox/ich, /inbox/presence, /inbox/c/{id}/assign (+ presence tracking)
+    add_search_routes(app)  # /inbox/suche
+    add_comments_routes(app)  # /inbox/kommentare/... (comments under posts)
+    add_textblock_routes(app)  # /inbox/vorlagen (reply templates)
     add_instagram_routes(app)  # /instagram/webhook (Meta: Instagram DMs and Facebook Messenger)
     add_telegram_routes(app)  # /telegram/webhook (webhook mode only)
     add_x_routes(app)  # /x/webhook (X's Account Activity API: CRC and direct messages)

@@ -9,7 +9,9 @@ from aiohttp import web
 from bot.handover import Conversation, HandoverError
 from bot.handover.privacy import deleted_chats, mark_deleted_seen
 from bot.handover.queue_view import queue_view
+from bot.handover.search import citizen_history
 from bot.web.auth import SESSION_COOKIE, officer
+from bot.web.comments import comment_links
 from bot.web.intake import INTAKE
 from bot.web.keys import HUB, OFFICERS, SERVICES, STATES
 from bot.web.live import INBOX, conversation_data, session_topic, stream
@@ -46,7 +48,9 @@ def _conversation_context(request: web.Request, conv: Conversation) -> dict[str,
     timeline: list[tuple[str, str, Any]] = [(m.created_at, "message", m) for m in services.handover.transcript(conv.id)]
     timeline += [(n.created_at, "note", n) for n in request.app[STATES].notes(conv.id)]
     timeline.sort(key=lambda item: (item[0], item[1] == "note"))
-    return {"conv": conv, "timeline": timeline, "intents": INTENTS, "labels": STATE_LABELS, "session": officer(request)}
+    return {"conv": conv, "timeline": timeline, "intents": INTENTS, "labels": STATE_LABELS, "session": officer(request),
+            "comment_links": comment_links(request, conv.id),
+            "colleagues": request.app[OFFICERS].names()}  # active accounts, for assignment (_assign.html)
 
 
 async def queue_page(request: web.Request) -> web.Response:
@@ -61,7 +65,9 @@ async def queue_fragment(request: web.Request) -> web.Response:
 
 async def conversation_page(request: web.Request) -> web.Response:
     """Show one conversation: the whole transcript with the bot's reading of each message, and the actions."""
-    return render(request, "conversation.html", **_conversation_context(request, _conversation(request)))
+    conv, services = _conversation(request), request.app[SERVICES]
+    history = citizen_history(services.handover, conv, services.settings.retention_days)  # _history.html
+    return render(request, "conversation.html", **_conversation_context(request, conv), history=history)
 
 
 async def conversation_fragment(request: web.Request) -> web.Response:

@@ -41,10 +41,12 @@
   source.addEventListener("hello", function () {
     status.textContent = "● live";
     document.body.dataset.live = "on";
+    document.dispatchEvent(new CustomEvent("streife:live")); // presence.js: this page is live now
     refresh();
   });
   source.addEventListener("update", function (event) {
     const data = JSON.parse(event.data);
+    document.dispatchEvent(new CustomEvent("streife:update", { detail: data })); // presence.js, comments.js, ...
     if (data.escalated) alarm();
     if (onlyConversation && String(data.conversation_id) !== onlyConversation) return;
     refresh();

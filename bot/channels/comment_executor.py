@@ -1,0 +1,311 @@
+"""Performs the planned comment actions (replies, hides, deletes) through the Graph API, emergencies first.
+
+Every action is a row in `comment_actions` (bot/handover/comments.py): nothing lives only in memory. The row is
+set to "sending" (committed) before its request leaves, so after a crash the executor knows which requests may have
+reached Meta. Those are resolved without a second private reply:
+- hide, unhide, delete: done again (they are idempotent; deleting a comment that is gone counts as done);
+- public reply: the comment's replies are read first; a reply with the same text counts as sent, else it is sent;
+- private reply: status "unknown", never sent again automatically (Meta allows one, and there is no documented
+  way to read whether it arrived); the inbox shows the officer text, the officer checks in the app.
+A request that got no answer at run time (timeout, dropped connection) is handled the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bot.channels.graph_comments import CommentApiError, GraphComments
+from bot.channels.meta_send import LABELS
+from bot.channels.priority import PriorityGate
+from bot.handover import HandoverLog
+from bot.handover.comments import Comment, CommentAction, Comments
+from bot.settings import Settings
+from bot.web.live import INBOX, EventHub
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)  # after the n-th transient failure
+MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
+MAX_WAIT_S = 900.0  # a rate limit's "come back in N minutes" is capped to this
+CONCURRENCY = 16  # Graph calls in flight; an emergency gets the next free place
+BATCH = 500
+STOP_TIMEOUT_S = 10.0
+MODERATION = ("hide", "unhide", "delete")
+UNKNOWN_PRIVATE = ("Unklar, ob die private Antwort angekommen ist: {label} hat nicht geantwortet{why}. Sie wird nicht "
+                   "noch einmal gesendet, denn Meta erlaubt nur eine. Bitte im Postfach der App nachsehen.")
+
+
+@dataclass
+class CommentDesk:
+    """What the web app shares as app[COMMENTS]: the store and its executor."""
+
+    store: Comments
+    executor: "CommentExecutor"
+
+    @classmethod
+    def start(cls, handover: HandoverLog, session: aiohttp.ClientSession, settings: Settings,
+              hub: EventHub | None = None) -> "CommentDesk":
+        """The store and a running executor on the Meta channel's HTTP session."""
+        store = Comments(handover)
+        executor = CommentExecutor(store, GraphComments(session, settings), hub)
+        executor.start()
+        return cls(store, executor)
+
+
+class CommentExecutor:
+    """Takes due actions from the store, groups them per comment (in order), performs them concurrently."""
+
+    def __init__(self, comments: Comments, client: GraphComments, hub: EventHub | None = None,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS_S, concurrency: int = CONCURRENCY) -> None:
+        self.store = comments
+        self.log = comments.log
+        self.client = client
+        self.hub = hub
+        self.retry_delays = retry_delays
+        self.gate = PriorityGate(concurrency)
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        self._groups: dict[int, asyncio.Task[None]] = {}  # comment id -> its running group
+        self._not_before: dict[int, float] = {}  # action id -> monotonic time of its next try
+        self._verify: set[int] = set()  # public replies to look for before sending again
+
+    # -- life ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Resolve what a crash left "sending", then keep performing due actions."""
+        self.recover()
+        self._loop = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        """Stop taking actions; let requests in flight finish (bounded)."""
+        if self._loop is not None:
+            self._loop.cancel()
+            await asyncio.gather(self._loop, return_exceptions=True)
+        if self._groups:
+            await asyncio.wait(set(self._groups.values()), timeout=STOP_TIMEOUT_S)
+        for task in list(self._groups.values()):
+            task.cancel()
+        await asyncio.gather(*self._groups.values(), return_exceptions=True)
+
+    async def kick(self) -> None:
+        """New actions were planned: look at once."""
+        self._wake.set()
+
+    def recover(self) -> int:
+        """Actions a crash left "sending": private replies become "unknown", the rest pending again."""
+        rows = self.log._select("SELECT id, kind FROM comment_actions WHERE status = 'sending'")
+        for row in rows:
+            if row["kind"] == "private_reply":
+                self._unknown(row["id"], " (Neustart während des Sendens)")
+                continue
+            if row["kind"] == "public_reply":
+                self._verify.add(row["id"])
+            self.log.db.execute("UPDATE comment_actions SET status = 'pending' WHERE id = ? AND status = 'sending'", [row["id"]])
+        if rows:
+            log.warning("comment actions found in flight after a restart: %d", len(rows))
+        return len(rows)
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                self.dispatch()
+            except Exception:  # a locked database and the like: try again shortly
+                log.exception("comment executor pass failed")
+            waits = [t - time.monotonic() for t in self._not_before.values()]
+            timeout = max(0.05, min(waits)) if waits else None
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    # -- taking actions ----------------------------------------------------------------------
+
+    def dispatch(self) -> int:
+        """Start a group task for every comment with due actions that has none running; how many started."""
+        now = time.monotonic()
+        groups: dict[int, list[CommentAction]] = {}
+        for action in self.store.due_actions(BATCH):
+            if action.comment_id in self._groups or self._not_before.get(action.id, 0) > now:
+                continue
+            groups.setdefault(action.comment_id, []).append(action)
+        for comment_id, actions in groups.items():
+            task = asyncio.ensure_future(self._group(actions))
+            self._groups[comment_id] = task
+            task.add_done_callback(lambda _t, cid=comment_id: self._finished(cid))
+        return len(groups)
+
+    def _finished(self, comment_id: int) -> None:
+        self._groups.pop(comment_id, None)
+        self._wake.set()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until no action is due now and none is running (for tests and the bench)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._loop is None:
+                self.dispatch()
+            if self._groups:
+                await asyncio.wait(set(self._groups.values()), timeout=deadline - time.monotonic())
+                continue
+            now = time.monotonic()
+            if not any(self._not_before.get(a.id, 0) <= now for a in self.store.due_actions(BATCH)):
+                return
+            await asyncio.sleep(0.01)
+
+    async def _group(self, actions: list[CommentAction]) -> None:
+        """One comment's actions, in order; a moderation step that must be retried holds back later ones."""
+        urgent = min(a.priority for a in actions) == 0
+        async with self.gate.slot(urgent):
+            held = False
+            for action in actions:
+                if held and action.kind in MODERATION:
+                    continue
+                try:
+                    done = await self.perform(action)
+                except Exception:
+                    log.exception("comment action %d failed unexpectedly", action.id)
+                    self._backoff(action.id, action.attempts + 1, None)
+                    done = False
+                held = held or (not done and action.kind in MODERATION)
+
+    async def perform(self, action: CommentAction) -> bool:
+        """Do one action; True when it is settled (sent or finally failed), False when it waits for a retry."""
+        c = self.store.get(action.comment_id)
+        refusal = self._refusal(action, c)
+        if refusal:
+            return self._fail(action, c, refusal, final=True)
+        if action.id in self._verify and await self._found_reply(action, c):
+            return True
+        cursor = self.log.db.execute("UPDATE comment_actions SET status = 'sending' WHERE id = ? AND status = 'pending'", [action.id])
+        if cursor.rowcount != 1:  # someone else took it, or it was cancelled meanwhile
+            return True
+        try:
+            platform_id, recipient = await self._call(action, c)
+        except CommentApiError as err:
+            return self._failed_call(action, c, err)
+        with self.log.transaction():
+            self.store.action_sent(action.id, platform_id)
+            if action.kind == "private_reply" and recipient:
+                self._link_dm(action, c, recipient, platform_id)
+        self._verify.discard(action.id)
+        self._not_before.pop(action.id, None)
+        self._publish(c, action, "sent")
+        return True
+
+    def _refusal(self, action: CommentAction, c: Comment) -> str | None:
+        """Why this action must not go out at all (German, for officers), or None."""
+        label = LABELS.get(c.channel, c.channel)
+        if c.removed_at or (c.deleted and action.kind != "delete"):
+            return "Der Kommentar wurde gelöscht."
+        if not self.client.configured(c.channel):
+            return f"Nicht möglich: {label} ist nicht eingerichtet (Zugangsschlüssel oder Konto-ID fehlt)."
+        if action.kind == "private_reply" and not self.store.private_window_open(c):
+            return "Älter als 7 Tage: eine private Antwort ist nicht mehr möglich."
+        if action.kind == "public_reply" and c.channel == "instagram" and c.hidden:
+            return "Nicht gesendet: Auf Instagram kann man ausgeblendete Kommentare nicht beantworten. Erst einblenden."
+        return None
+
+    async def _call(self, action: CommentAction, c: Comment) -> tuple[str | None, str | None]:
+        """The Graph call for this action: (platform id, DM recipient id)."""
+        if action.kind == "public_reply":
+            return await self.client.reply_public(c.channel, c.platform_id, action.text) or None, None
+        if action.kind == "private_reply":
+            recipient, message_id = await self.client.reply_private(c.channel, c.platform_id, action.text)
+            return message_id or None, recipient or None
+        if action.kind == "delete":
+            await self.client.delete(c.channel, c.platform_id)
+        else:
+            await self.client.hide(c.channel, c.platform_id, action.kind == "hide")
+        return None, None
+
+    def _failed_call(self, action: CommentAction, c: Comment, err: CommentApiError) -> bool:
+        if err.reason == "gone":
+            if action.kind == "delete":  # what we wanted: it is gone
+                self.store.action_sent(action.id, None)
+                self._publish(c, action, "sent")
+                return True
+            self._fail(action, c, err.officer_text, final=True)
+            self.store.record_removed(c.channel, c.platform_id)
+            return True
+        if err.maybe_sent and action.kind == "private_reply":
+            self._unknown(action.id, "")
+            self._publish(c, action, "unknown")
+            return True
+        if err.maybe_sent and action.kind == "public_reply":
+            self._verify.add(action.id)
+        attempts = action.attempts + 1
+        if err.final or attempts >= MAX_ATTEMPTS:
+            text = err.officer_text if err.final else f"Nach {attempts} Versuchen aufgegeben. {err.officer_text}"
+            return self._fail(action, c, text.replace(" Wird automatisch erneut versucht.", ""), final=True)
+        self.store.action_failed(action.id, err.officer_text, final=False)
+        self._backoff(action.id, attempts, err.retry_after)
+        self._publish(c, action, "pending")
+        return False
+
+    def _fail(self, action: CommentAction, c: Comment, text: str, final: bool) -> bool:
+        self.store.action_failed(action.id, text, final=final)
+        self._not_before.pop(action.id, None)
+        self._verify.discard(action.id)
+        log.warning("comment action %d (%s) failed for good: %s", action.id, action.kind, text)
+        self._publish(c, action, "failed")
+        return True
+
+    def _unknown(self, action_id: int, why: str) -> None:
+        """A private reply that may have arrived: blocked for good (the partial unique index counts it)."""
+        label = LABELS.get(self.store.get(self.store.action(action_id).comment_id).channel, "Meta")
+        self.log.db.execute("UPDATE comment_actions SET status = 'unknown', attempts = attempts + 1, error = ? WHERE id = ?",
+                            [UNKNOWN_PRIVATE.format(label=label, why=why), action_id])
+
+    def _backoff(self, action_id: int, attempts: int, retry_after: float | None) -> None:
+        delay = retry_after if retry_after else self.retry_delays[min(attempts, len(self.retry_delays)) - 1]
+        self._not_before[action_id] = time.monotonic() + min(delay, MAX_WAIT_S)
+
+    async def _found_reply(self, action: CommentAction, c: Comment) -> bool:
+        """After a lost answer: our public reply is already under the comment? Then it counts as sent."""
+        try:
+            replies = await self.client.replies(c.channel, c.platform_id)
+        except CommentApiError as err:
+            if err.reason == "gone":
+                return self._fail(action, c, err.officer_text, final=True)
+            return False  # cannot tell: send (a visible double beats a missing 110 reply)
+        mine = [r for r in replies if r["text"] == action.text]
+        if not mine:
+            self._verify.discard(action.id)
+            return False
+        self.store.action_sent(action.id, mine[-1]["id"])
+        self._verify.discard(action.id)
+        self._publish(c, action, "sent")
+        return True
+
+    def _link_dm(self, action: CommentAction, c: Comment, recipient: str, message_id: str | None) -> None:
+        """The private reply opened a DM: find or create its conversation, put the reply in it, link both ways."""
+        conv = self.log.find_conversation(c.channel, recipient)
+        if conv is None:
+            now = self.log.clock()
+            try:
+                with self.log.transaction():
+                    self.log._insert("conversations", {
+                        "channel": c.channel, "chat_id": recipient, "citizen": self.log.pseudonym(c.channel, recipient),
+                        "state": "bot", "created_at": now, "updated_at": now, "meta": '{"source": "comment"}'})
+            except sqlite3.IntegrityError:  # the person wrote a DM at the same moment
+                pass
+            conv = self.log.find_conversation(c.channel, recipient)
+        assert conv is not None
+        author = "officer" if action.officer else "bot"
+        message = self.log.add_outbound(conv.id, action.text, author, officer=action.officer,
+                                        meta={"via": "private_reply", "comment_id": c.id})
+        self.log.mark_sent(message, message_id)
+        self.store.link_conversation(c.id, conv.id)
+
+    def _publish(self, c: Comment, action: CommentAction, status: str) -> None:
+        if self.hub is not None:
+            data: dict[str, Any] = {"kind": "comment", "comment_id": c.id, "need": c.need, "action": action.kind, "status": status}
+            self.hub.publish(INBOX, data)
