@@ -168,7 +168,7 @@ def test_a_broken_language_file_is_refused_with_the_reason(tmp_path: Path, chang
 
 # What tests/multilingual/ measured when the rules were last changed (recall, false alarms): a rule change
 # may not fall below it. The targets are 95 % and 3 % in every language; README says where they are missed.
-FLOORS = {"tr": (0.94, 0.023), "ar": (0.90, 0.023), "ru": (0.94, 0.024), "uk": (0.94, 0.024),
+FLOORS = {"tr": (0.94, 0.023), "ar": (0.90, 0.023), "ru": (0.96, 0.024), "uk": (0.94, 0.024),
           "pl": (0.97, 0.024), "ro": (0.95, 0.024), "fa": (0.88, 0.024)}
 
 
