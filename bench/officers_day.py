@@ -7,7 +7,8 @@ the real app on 127.0.0.1 with that log, logs in and times 100 requests each (p5
   queue:        GET /inbox (the whole page),
   conversation: GET /inbox/c/<id> (different conversations),
   stats:        GET /inbox/stats (the dashboard; skipped with a note while the route is missing),
-  search:       GET /inbox/suche with varied words and filters.
+  search:       GET /inbox/suche with varied words and filters, over chats and comments under posts
+                (the log gets one comment for every ten messages, added once to the cached log).
 Targets: queue, conversation, stats <= 200 ms, search <= 100 ms (p95).
 
     .venv/bin/python -m bench.officers_day [--smoke] [--requests 100] [--fresh]
@@ -86,7 +87,10 @@ SEARCHES = [  # (query string) varied words and filters
     "q=Enkel+WhatsApp", "q=Messer", "q=Tiefgarage&kanal=webchat", "q=Kinderwagen", "q=Schul", "q=Praktikum&thema=police_career",
     "kanal=telegram&status=queued", "thema=emergency&von={m1}", "q=Onlinewache&kanal=x", "q=Laptop&von={y1}&bis={m6}",
     "q=Hund+Park", "q=Fußgängerzone&status=bot", "person={citizen}", "q=gehackt", "q=Unfall+Radweg", "q=Brille&bis={m6}",
+    "q=Fahrrad&in=kommentare", "q=geklaut&in=chats", "q=Anzeige&in=kommentare&von={m3}", "q=Bullen", "q=Wache&kanal=instagram",
 ]
+COMMENT_INTENTS = ["bike_theft", "lost_found", "report_crime", "fraud_scam", "station_contact", "traffic", "police_career",
+                   "thanks", "insult", "tip_off", "out_of_scope", "greet"]
 
 
 def iso(moment: datetime) -> str:
@@ -176,14 +180,43 @@ def generate(path: Path, conversations: int, messages: int, seed: int = 15) -> N
         db.conn.executemany(
             "INSERT INTO conversations (id, channel, chat_id, citizen, language, state, priority, reason, officer, created_at, "
             "updated_at, queued_at, claimed_at, closed_at, last_inbound_at, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", conv_rows)
+        # events before messages: an officer's reply finds its handover's `queue` event (the dashboard's first replies)
+        db.conn.executemany("INSERT INTO events (at, actor, action, conversation_id, detail) VALUES (?,?,?,?,?)", events)
         db.conn.executemany(
             "INSERT INTO messages (id, conversation_id, channel, direction, author, text, platform_id, intent, confidence, action, "
             "status, officer, reply_to, created_at, sent_at, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", msg_rows)
-        db.conn.executemany("INSERT INTO events (at, actor, action, conversation_id, detail) VALUES (?,?,?,?,?)", events)
         db.conn.executemany("INSERT INTO notes (conversation_id, officer, text, created_at) VALUES (?,?,?,?)", notes)
     db.execute("ANALYZE")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     log.close()
+
+
+def add_comments(path: Path, count: int, seed: int = 14) -> None:
+    """Comments under posts (Instagram and Facebook) over the same year, once per cached log (the search's comments index)."""
+    log = HandoverLog.open(path, busy_ms=10_000)  # (migrates the cached log to the current schema)
+    if log.db.execute("SELECT COUNT(*) FROM comments").fetchone()[0]:
+        log.close()
+        return
+    started, rng, now = time.perf_counter(), random.Random(seed), datetime.now(timezone.utc)
+    posts = max(1, count // 50)
+    post_rows = [(n, rng.choice(["instagram", "messenger"]), f"post{n}", f"https://www.instagram.com/p/bench{n}/",
+                  fill("Vorsicht vor Diebstahl {p}: Schließt euer {t} immer ab!", rng), iso(now - timedelta(days=365 * (1 - n / posts))))
+                 for n in range(1, posts + 1)]
+    comment_rows = []
+    for n in range(1, count + 1):
+        post = post_rows[min(posts - 1, (n - 1) * posts // count)]
+        intent = rng.choice(COMMENT_INTENTS)
+        at = iso(datetime.fromisoformat(post[5]) + timedelta(minutes=rng.uniform(1, 3000)))
+        comment_rows.append((n, post[1], f"k{n}", post[0], f"{post[1][:2]}-{rng.getrandbits(40):010x}", fill(rng.choice(TEXTS[intent]), rng),
+                             at, at, "decided", intent, 2 if intent == "insult" else 3, 1 if intent == "insult" else 0))
+    with log.transaction():
+        log.db.conn.executemany("INSERT INTO posts (id, channel, platform_id, permalink, caption, created_at) VALUES (?,?,?,?,?,?)", post_rows)
+        log.db.conn.executemany("INSERT INTO comments (id, channel, platform_id, post_id, author, text, created_at, received_at, status, "
+                                "intent, need, hidden) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", comment_rows)
+    log.db.execute("ANALYZE")
+    log.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    log.close()
+    print(f"added {count:,} comments under {posts:,} posts in {time.perf_counter() - started:.0f} s")
 
 
 def database(conversations: int, messages: int, fresh: bool = False) -> Path:
@@ -286,6 +319,7 @@ def report(results: dict[str, Any], conversations: int, messages: int) -> str:
 async def main(smoke: bool = False, requests: int = 100, fresh: bool = False) -> dict[str, Any]:
     conversations, messages = (1_000, 10_000) if smoke else (100_000, 1_000_000)
     path = database(conversations, messages, fresh)
+    add_comments(path, messages // 10)  # a comment for every ten messages (issue 14's teams get more; cheap to add)
     results = await measure(path, min(requests, 20) if smoke else requests)
     print(report(results, conversations, messages))
     return results

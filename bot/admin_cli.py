@@ -96,7 +96,8 @@ def _officers(log: HandoverLog, args: argparse.Namespace, stdin: TextIO, stdout:
         officers.add(args.name, read_password(stdin), actor=who)
         if args.admin:
             accounts.set_role(args.name.strip(), "admin", who)
-        print(f"account {args.name} saved", file=stdout)
+        note = "" if accounts.get(args.name.strip()).active else f" (still deactivated: 'officers reactivate {args.name}' lets it log in)"
+        print(f"account {args.name} saved{note}", file=stdout)
     elif args.action == "list":
         for a in accounts.roster():
             print(f"{a.name}\t{a.role}\t{'active' if a.active else 'deactivated'}\t{a.created_at}", file=stdout)

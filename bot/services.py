@@ -9,6 +9,7 @@ from bot.channels.base import LogOnlySender
 from bot.dispatcher import Dispatcher
 from bot.duty import DutyHours
 from bot.handover import HandoverLog
+from bot.handover.stats_tables import ensure_zone
 from bot.language import LanguageId
 from bot.languages import Languages
 from bot.responses import Responses
@@ -61,6 +62,8 @@ class Services:
         """Open the handover log and wire the dispatcher; the web chat is always a channel."""
         triage = build_triage(settings)
         handover = HandoverLog.open(settings.database_path, settings.pseudonym_key)
+        if ensure_zone(handover.db, str(triage.duty.zone)):  # TIMEZONE changed: the dashboard's days, once, before serving
+            log.info("dashboard figures rebuilt for TIMEZONE %s", triage.duty.zone)
         dispatcher = Dispatcher(handover, triage, {"webchat": LogOnlySender()}, settings.disclosure_pause_hours,
                                 settings.flood_messages)
         return cls(settings, triage, handover, dispatcher)

@@ -258,3 +258,15 @@ def test_the_cli_adds_admins_lists_deactivates_reactivates_and_keeps_the_last_ad
         log.close()
     assert actions == ["officer_add", "officer_add", "officer_role", "officer_add", "officer_deactivate",
                        "officer_reactivate", "officer_role"]
+
+
+
+def test_a_new_password_for_a_deactivated_account_does_not_let_it_back_in(settings: Settings) -> None:
+    """Setting a password with the CLI must not quietly undo an admin's deactivation."""
+    run_bot(settings, "officers", "add", "maria", stdin="ein-langes-passwort\n")  # the first account: the admin
+    run_bot(settings, "officers", "add", "olaf", stdin="olafs-passwort-123\n")
+    run_bot(settings, "officers", "deactivate", "olaf")
+    again = run_bot(settings, "officers", "add", "olaf", stdin="ein-neues-passwort\n")
+    listed = run_bot(settings, "officers", "list")
+    assert again.returncode == 0 and "still deactivated" in again.stdout
+    assert ["olaf", "officer", "deactivated"] in [line.split("\t")[:3] for line in listed.stdout.splitlines()]

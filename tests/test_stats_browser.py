@@ -11,7 +11,7 @@ import pytest
 from bot.responses import Responses
 from bot.settings import Settings
 from bot.triage import Triage
-from tests.test_stats import build_log
+from tests.test_stats import _comments, build_log
 from tests.web_support import PASSWORD, served, with_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,7 +45,9 @@ async def test_the_dashboard_draws_its_charts_and_prints(settings: Settings, tri
     from playwright.async_api import async_playwright, expect
 
     settings = with_settings(settings, duty_hours="Mo-Fr 08:00-16:00", timezone="Europe/Berlin")
-    build_log(settings.database_path, responses)[0].close()
+    log, clock = build_log(settings.database_path, responses)
+    _comments(log, clock)  # comments under posts too
+    log.close()
     async with served(settings, triage_no_model) as (_, server, _), async_playwright() as p:
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
@@ -64,7 +66,9 @@ async def test_the_dashboard_draws_its_charts_and_prints(settings: Settings, tri
             await page.fill("input[name=to]", "2026-11-03")
             await page.click("form.stats-period button")
             await expect(page.locator(".stats-period-text")).to_contain_text("02.11.2026 bis 03.11.2026")
-            await expect(page.locator("figure.chart svg")).to_have_count(7)
+            await expect(page.locator("figure.chart svg")).to_have_count(8)
+            await expect(page.locator("#table-comment-outcomes")).to_contain_text("Verborgen/gelöscht (Beleidigung)")
+            assert await page.locator("#chart-comments svg .series rect").count() >= 5  # bars for the comments' outcomes
 
             sizes = await page.locator("figure.chart svg").evaluate_all(
                 "els => els.map(e => { const r = e.getBoundingClientRect(); return [r.width, r.height]; })")

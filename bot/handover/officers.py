@@ -139,7 +139,7 @@ class Officers:
         return [r[0] for r in self.db.execute("SELECT name FROM officers WHERE active = 1 ORDER BY name").fetchall()]
 
     def add(self, name: str, password: str, actor: str = "cli") -> None:
-        """Create an account (or set a new password for an existing one)."""
+        """Create an account (or set a new password for an existing one; a deactivated account stays deactivated)."""
         name = name.strip()
         if not name or len(name) > MAX_NAME or not name.isprintable():
             raise OfficerError(f"the name must be 1-{MAX_NAME} printable characters")
@@ -150,7 +150,7 @@ class Officers:
             exists = self.db.execute("SELECT 1 FROM officers WHERE name = ?", [name]).fetchone()
             if exists:
                 self.db.execute(
-                    "UPDATE officers SET password_hash = ?, failed_logins = 0, locked_until = NULL, active = 1 WHERE name = ?",
+                    "UPDATE officers SET password_hash = ?, failed_logins = 0, locked_until = NULL WHERE name = ?",
                     [hashed, name],
                 )
                 self.db.execute("DELETE FROM sessions WHERE officer = ?", [name])

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bot.handover import comment_privacy
-from bot.handover.search import forget_deleted
+from bot.handover.search import forget_deleted_soon
+from bot.handover.stats_tables import purging
 from bot.handover.store import HandoverError, HandoverLog, utcnow
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,8 @@ def delete_citizen(log_: HandoverLog, citizen: str, actor: str) -> dict[str, int
             log_.audit(actor, "privacy_delete", None, conversation=conversation_id, citizen=citizen, **counts)
         if not ids:  # only comments
             log_.audit(actor, "privacy_delete", None, citizen=citizen, **counts)
-    forget_deleted(log_)  # the search index's copy of the words too
     checkpoint(log_)
+    forget_deleted_soon(log_, then=checkpoint)  # the search index's copy of the words too (in steps on the event loop)
     return counts
 
 
@@ -130,8 +131,8 @@ def delete_chat(log_: HandoverLog, conversation_id: int) -> dict[str, Any]:
             event_id = log_.db.execute("SELECT last_insert_rowid()").fetchone()[0]
             notices = list(reversed(deleted_chats(log_))) + [{**detail, "event": event_id, "at": log_.clock()}]  # expired ones dropped
             log_.set_value(NOTICES_KEY, json.dumps(notices, ensure_ascii=False))
-    forget_deleted(log_)  # the search index's copy of the words too
     checkpoint(log_)
+    forget_deleted_soon(log_, then=checkpoint)  # the search index's copy of the words too (in steps on the event loop)
     return detail
 
 
@@ -159,11 +160,11 @@ def mark_deleted_seen(log_: HandoverLog, event_id: int, officer: str) -> None:
 
 
 def purge_expired(log_: HandoverLog, retention_days: int, now: datetime | None = None) -> dict[str, int]:
-    """Delete transcripts older than the retention period; keep the audit trail and open chats."""
+    """Delete transcripts older than the retention period; keep the audit trail, open chats and the dashboard's figures."""
     cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=retention_days)).isoformat(timespec="milliseconds")
     marks = ",".join("?" * len(OPEN_STATES))
     _secure(log_)
-    with log_.transaction():
+    with log_.transaction(), purging(log_.db):  # the per-day counts hold no personal data: they stay
         open_ids = f"SELECT id FROM conversations WHERE state IN ({marks})"
         gone = (f"SELECT id FROM conversations WHERE state NOT IN ({marks}) AND updated_at < ? "
                 "AND id NOT IN (SELECT conversation_id FROM messages WHERE created_at >= ?) "
@@ -186,8 +187,8 @@ def purge_expired(log_: HandoverLog, retention_days: int, now: datetime | None =
         if any(counts.values()):
             log_.audit("system", "retention", None, cutoff=cutoff, **counts)
     if any(counts.values()):
-        forget_deleted(log_)  # the search index's copy of the words too
         checkpoint(log_)
+        forget_deleted_soon(log_, then=checkpoint)  # the search index's copy of the words too (in steps on the event loop)
     return counts
 
 

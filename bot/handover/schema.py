@@ -122,7 +122,7 @@ def _v4(db: Database) -> None:
 def _v5(db: Database) -> None:
     """Accounts and the shift: roles, assignment to a named colleague, presence."""  # owner: accounts (issue 15)
     db["officers"].add_column("role", str, not_null_default="officer")  # "officer" or "admin"
-    db.execute("UPDATE officers SET role = 'admin' WHERE id = (SELECT MIN(id) FROM officers)")  # the first account
+    db.execute("UPDATE officers SET role = 'admin' WHERE id = (SELECT MIN(id) FROM officers WHERE active = 1)")  # the first active account
     # assignment lives in conversations.officer/state (claimed) and meta.assigned_by; presence is in memory
 
 
@@ -189,12 +189,46 @@ def _v6(db: Database) -> None:
 
 def _v7(db: Database) -> None:
     """The dashboard's figures per hour, kept in step with the log by triggers (bot/handover/stats.py)."""  # owner: dashboard (issue 15)
-    from bot.handover.stats import install  # (local import: stats.py is the one place that knows these tables)
+    from bot.handover.stats import install  # (local import: stats.py knows the tables of _v7, stats_tables.py those of _v8)
 
     install(db)
 
 
-MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+def _v8(db: Database) -> None:
+    """Dashboard: per-day figures and comments under posts in the statistics."""  # owner: dashboard (issue 15)
+    from bot.handover.stats_tables import install  # per-day tables and their triggers replace stats_hourly
+
+    install(db)
+
+
+def _v9(db: Database) -> None:
+    """Search: comments under posts in the full-text index."""  # owner: search (issue 15)
+    # As messages_fts (_v4): external content, the words only. Citizens' comments go in; the page's own
+    # comments and the bot's public replies (own = 1) do not. A privacy deletion, retention or an emptied
+    # comment (kept evidence: the comment row is scrubbed) removes the entry in the same transaction.
+    db.execute(
+        "CREATE VIRTUAL TABLE comments_fts USING fts5(text, content='comments', content_rowid='id', "
+        "tokenize='unicode61 remove_diacritics 2', prefix='3')"
+    )
+    db.execute(
+        "CREATE TRIGGER comments_fts_insert AFTER INSERT ON comments WHEN new.own = 0 BEGIN "
+        "INSERT INTO comments_fts (rowid, text) VALUES (new.id, new.text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER comments_fts_delete AFTER DELETE ON comments WHEN old.own = 0 BEGIN "
+        "INSERT INTO comments_fts (comments_fts, rowid, text) VALUES ('delete', old.id, old.text); END"
+    )
+    db.execute(
+        "CREATE TRIGGER comments_fts_update AFTER UPDATE OF text, own ON comments BEGIN "
+        "INSERT INTO comments_fts (comments_fts, rowid, text) SELECT 'delete', old.id, old.text WHERE old.own = 0; "
+        "INSERT INTO comments_fts (rowid, text) SELECT new.id, new.text WHERE new.own = 0; END"
+    )
+    db.execute("INSERT INTO comments_fts (rowid, text) SELECT id, text FROM comments WHERE own = 0")
+    db["comments"].create_index(["created_at"], if_not_exists=True)  # date ranges in search
+    db["comments"].create_index(["author"], if_not_exists=True)  # the pseudonym filter across channels
+
+
+MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 
 
 def migrate(db: Database) -> int:

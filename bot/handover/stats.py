@@ -1,14 +1,17 @@
 """The dashboard's figures (/inbox/stats), from small tables that triggers keep in step with the log.
 
 Migration _v7 (`install`) adds, fills from what is already stored, and from then on maintains:
-- `stats_hourly`: messages per UTC hour, channel, direction, author, intent and action (an insert
-  adds one, a change of intent or action moves it, a deletion takes it away: the figures always
-  cover exactly what the log holds, retention and deletions included);
-- `stats_waits`: each wait in the queue, from the `queue` event to the next `claim` or `close`;
+- `stats_waits`: each wait in the queue, from the `queue` event to the next `claim`, `assign` or `close`;
 - `stats_first_replies`: each handover's first officer reply (the first `queue` event after the
   previous first reply, to the next officer message).
-So the dashboard reads a few thousand rows whatever the size of the log. Days and hours of day are
-local (the TIMEZONE setting); the log stores UTC, and a UTC hour is always one whole local hour.
+Its `stats_hourly` was replaced in _v8 by per-day tables (bot/handover/stats_tables.py): messages per
+local day and channel, intents and actions per day, citizens' messages per UTC hour (duty hours),
+comments under posts per day, channel and outcome, relabels per day. So the dashboard reads a few hundred rows
+whatever the size of the log. Days and hours of day are local (the TIMEZONE setting); the log
+stores UTC, and a UTC hour is always one whole local hour.
+A privacy deletion of a conversation takes its waits and first replies away; the retention job keeps
+them (`stats_tables.purging`), detached from the conversation: their conversation id turns negative
+(SQLite may give the id to a new conversation).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlite_utils import Database
 
 from bot.duty import DutyHours
+from bot.handover.stats_tables import PURGING, ensure_zone
 
 if TYPE_CHECKING:
     from bot.handover.store import HandoverLog
@@ -49,6 +53,7 @@ _ADD = ("INSERT INTO stats_hourly VALUES (substr({r}.created_at, 1, 13), {r}.cha
 _TAKE = ("UPDATE stats_hourly SET n = n - 1 WHERE hour = substr(OLD.created_at, 1, 13) AND channel = OLD.channel"
          " AND direction = OLD.direction AND author = OLD.author AND intent = COALESCE(OLD.intent, '')"
          " AND action = COALESCE(OLD.action, '');")
+ENDS_WAIT = ("claim", "assign", "close")  # an assigned chat is claimed by the colleague (bot/handover/accounts.py)
 _FIRST_REPLY = (
     "INSERT OR IGNORE INTO stats_first_replies (conversation_id, queued_at, replied_at)"
     " SELECT NEW.conversation_id, MIN(e.at), NEW.created_at FROM events e"
@@ -68,11 +73,17 @@ TRIGGERS = (
     "CREATE TRIGGER stats_wait_started AFTER INSERT ON events WHEN NEW.action = 'queue' AND NEW.conversation_id IS NOT NULL"
     " BEGIN INSERT INTO stats_waits (conversation_id, queued_at) SELECT NEW.conversation_id, NEW.at WHERE NOT EXISTS"
     " (SELECT 1 FROM stats_waits WHERE conversation_id = NEW.conversation_id AND ended_at IS NULL); END",
-    "CREATE TRIGGER stats_wait_ended AFTER INSERT ON events WHEN NEW.action IN ('claim', 'close') AND NEW.conversation_id IS NOT NULL"
-    " BEGIN UPDATE stats_waits SET ended_at = NEW.at WHERE conversation_id = NEW.conversation_id AND ended_at IS NULL; END",
-    "CREATE TRIGGER stats_conversation_deleted AFTER DELETE ON conversations BEGIN"
-    " DELETE FROM stats_waits WHERE conversation_id = OLD.id; DELETE FROM stats_first_replies WHERE conversation_id = OLD.id; END",
 )
+WAIT_TRIGGERS = {  # (renewed by _v8 on a log that has _v7's first versions)
+    "stats_wait_ended": "CREATE TRIGGER stats_wait_ended AFTER INSERT ON events"
+    f" WHEN NEW.action IN {ENDS_WAIT!r} AND NEW.conversation_id IS NOT NULL"
+    " BEGIN UPDATE stats_waits SET ended_at = NEW.at WHERE conversation_id = NEW.conversation_id AND ended_at IS NULL; END",
+    "stats_conversation_deleted": "CREATE TRIGGER stats_conversation_deleted AFTER DELETE ON conversations BEGIN"
+    f" UPDATE stats_waits SET conversation_id = -OLD.id, ended_at = COALESCE(ended_at, OLD.closed_at, OLD.updated_at)"
+    f" WHERE conversation_id = OLD.id AND {PURGING};"  # (a chat retention removes waits no more)
+    f" UPDATE stats_first_replies SET conversation_id = -OLD.id WHERE conversation_id = OLD.id AND {PURGING};"
+    " DELETE FROM stats_waits WHERE conversation_id = OLD.id; DELETE FROM stats_first_replies WHERE conversation_id = OLD.id; END",
+}
 
 
 def install(db: Database) -> None:
@@ -83,10 +94,18 @@ def install(db: Database) -> None:
         "INSERT INTO stats_hourly SELECT substr(created_at, 1, 13), channel, direction, author, COALESCE(intent, ''),"
         " COALESCE(action, ''), COUNT(*) FROM messages GROUP BY 1, 2, 3, 4, 5, 6"
     )
+    first_replies(db, replay_waits(db))
+    for sql in (*TRIGGERS, *WAIT_TRIGGERS.values()):
+        db.execute(sql)
+
+
+def replay_waits(db: Database) -> dict[int, list[str]]:
+    """Fill `stats_waits` for the stored conversations from their events; return their `queue` times."""
+    db.execute("DELETE FROM stats_waits WHERE conversation_id IN (SELECT id FROM conversations)")
     open_waits: dict[int, int] = {}
     queued: dict[int, list[str]] = defaultdict(list)
     for event_id, at, action, conv in db.execute(
-        "SELECT id, at, action, conversation_id FROM events WHERE action IN ('queue', 'claim', 'close')"
+        f"SELECT id, at, action, conversation_id FROM events WHERE action IN {('queue', *ENDS_WAIT)!r}"
         " AND conversation_id IN (SELECT id FROM conversations) ORDER BY id"
     ).fetchall():
         if action == "queue":
@@ -95,16 +114,26 @@ def install(db: Database) -> None:
                 open_waits[conv] = db.execute("INSERT INTO stats_waits (conversation_id, queued_at) VALUES (?, ?)", [conv, at]).lastrowid
         elif conv in open_waits:
             db.execute("UPDATE stats_waits SET ended_at = ? WHERE id = ?", [at, open_waits.pop(conv)])
+    return queued
+
+
+def first_replies(db: Database, queued: dict[int, list[str]] | None = None) -> None:
+    """Fill `stats_first_replies` from the log: each officer reply that follows a `queue` event not yet answered."""
+    if queued is None:
+        queued = defaultdict(list)
+        for at, conv in db.execute("SELECT at, conversation_id FROM events WHERE action = 'queue'"
+                                   " AND conversation_id IN (SELECT id FROM conversations) ORDER BY id").fetchall():
+            queued[conv].append(at)
     last_reply: dict[int, str] = {}
+    rows = []
     for conv, created in db.execute(
         "SELECT conversation_id, created_at FROM messages WHERE author = 'officer' AND direction = 'out' ORDER BY id"
     ).fetchall():
         pending = [at for at in queued.get(conv, []) if last_reply.get(conv, "") < at <= created]
         if pending:
-            db.execute("INSERT OR IGNORE INTO stats_first_replies VALUES (?, ?, ?)", [conv, min(pending), created])
+            rows.append((conv, min(pending), created))
             last_reply[conv] = created
-    for sql in TRIGGERS:
-        db.execute(sql)
+    db.conn.executemany("INSERT OR IGNORE INTO stats_first_replies VALUES (?, ?, ?)", rows)
 
 
 ACTION_LABELS = {  # DESIGN.md's actions, as officers call them
@@ -152,10 +181,17 @@ class Figures:
     queue_max: list[int] = field(default_factory=list)
     relabels: Counter[tuple[str, str]] = field(default_factory=Counter)  # (model's intent, officer's intent)
     relabels_per_day: Counter[date] = field(default_factory=Counter)
+    comments: dict[date, Counter[str]] = field(default_factory=dict)  # day -> channel -> comments under posts
+    comment_outcomes: dict[date, Counter[str]] = field(default_factory=dict)  # day -> outcome (stats_tables.OUTCOMES)
+    comment_channels: set[str] = field(default_factory=set)
 
     @property
     def total_inbound(self) -> int:
         return sum(sum(c.values()) for c in self.inbound.values())
+
+    @property
+    def total_comments(self) -> int:
+        return sum(sum(c.values()) for c in self.comments.values())
 
     @property
     def total_outside(self) -> int:
@@ -179,8 +215,8 @@ def p90(values: list[float]) -> float | None:
 
 
 @lru_cache(maxsize=65536)
-def _hour(hour: str, duty: DutyHours) -> tuple[date, int, str]:
-    """A UTC hour 'YYYY-MM-DDTHH' as (local day, local hour, 'on' | 'off' | 'mixed' for duty hours)."""
+def _hour(hour: str, duty: DutyHours) -> tuple[date, int, float]:
+    """A UTC hour 'YYYY-MM-DDTHH' as (local day, local hour, share of the hour within duty hours, 0.0 to 1.0)."""
     local = datetime.fromisoformat(f"{hour}:00:00+00:00").astimezone(duty.zone)
     begin = local.hour * 60 + local.minute
     on = 0.0
@@ -191,105 +227,104 @@ def _hour(hour: str, duty: DutyHours) -> tuple[date, int, str]:
             s = offset + start.hour * 60 + start.minute
             e = offset + (1440 if end == time(23, 59, 59) else end.hour * 60 + end.minute)
             on += max(0, min(e, begin + 60) - max(s, begin))
-    return local.date(), local.hour, "on" if on >= 60 else "off" if on <= 0 else "mixed"
-
-
-def _segments(hour_from: str, hour_to: str, zone: Any) -> list[tuple[str, str, str]]:
-    """The UTC hours [hour_from, hour_to) cut where the zone's UTC offset changes: (first, last, SQLite modifier)."""
-    moment = datetime.fromisoformat(f"{hour_from}:00:00+00:00")
-    stop = datetime.fromisoformat(f"{hour_to}:00:00+00:00")
-    segments: list[tuple[str, str, str]] = []
-    first, offset = hour_from, moment.astimezone(zone).utcoffset()
-    while moment < stop:
-        moment += timedelta(hours=1)
-        now = moment.astimezone(zone).utcoffset() if moment < stop else None
-        if now != offset:
-            minutes = int((offset or timedelta()).total_seconds() // 60)
-            segments.append((first, moment.strftime("%Y-%m-%dT%H"), f"{minutes:+d} minutes"))
-            first, offset = moment.strftime("%Y-%m-%dT%H"), now
-    return segments
+    return local.date(), local.hour, min(1.0, on / 60)
 
 
 def _local_day(stamp: str, zone: Any) -> date:
     return datetime.fromisoformat(stamp).astimezone(zone).date()
 
 
-def compute(log: HandoverLog, period: Period, duty: DutyHours, now: datetime | None = None) -> Figures:
-    """Every figure of the dashboard for `period` (local days in the duty hours' time zone)."""
+def compute(log: HandoverLog | Database, period: Period, duty: DutyHours, now: datetime | None = None) -> Figures:
+    """Every figure of the dashboard for `period` (local days in the duty hours' time zone).
+
+    Takes the handover log or a connection of its own (the web app reads in a worker thread); the
+    per-day tables are rebuilt first when they were built for another time zone.
+    """
+    db: Database = log if isinstance(log, Database) else log.db
     zone = duty.zone
+    ensure_zone(db, str(zone))
     start, end = period.bounds(zone)
     hour_from, hour_to = start[:13], end[:13]  # UTC hours: [hour_from, hour_to)
     figures = Figures(period, period.days, [])
-    for counter in ("inbound", "outbound", "intents_per_day", "actions_per_day"):
+    for counter in ("inbound", "outbound", "intents_per_day", "actions_per_day", "comments", "comment_outcomes"):
         setattr(figures, counter, {d: Counter() for d in figures.days})
+    first, last = period.first.isoformat(), period.last.isoformat()
     channels: set[str] = set()
-    for first, last, shift in _segments(hour_from, hour_to, zone):  # SQL groups by local day (one UTC offset per segment)
-        for day_text, channel, direction, author, n in log.db.execute(
-            "SELECT date(hour || ':00', ?), channel, direction, author, SUM(n) FROM stats_hourly WHERE hour >= ? AND hour < ?"
-            " GROUP BY 1, 2, 3, 4 HAVING SUM(n) > 0", [shift, first, last]
-        ):
-            day = date.fromisoformat(day_text)
-            if direction == "in":
-                figures.inbound[day][channel] += n
-                channels.add(channel)
-            else:
-                figures.outbound[day][author] += n
-        for day_text, intent, action, n in log.db.execute(
-            "SELECT date(hour || ':00', ?), intent, action, SUM(n) FROM stats_hourly WHERE hour >= ? AND hour < ?"
-            " AND direction = 'in' GROUP BY 1, 2, 3 HAVING SUM(n) > 0", [shift, first, last]
-        ):
-            day = date.fromisoformat(day_text)
-            figures.intents_per_day[day][intent or NO_INTENT] += n
-            figures.actions_per_day[day][action] += n
-            figures.intents[intent or NO_INTENT] += n
-            figures.actions[action] += n
+    for day_text, channel, direction, author, n in db.execute(
+        "SELECT day, channel, direction, author, n FROM stats_days_volume WHERE day BETWEEN ? AND ? AND n > 0", [first, last]
+    ):
+        day = date.fromisoformat(day_text)
+        if direction == "in":
+            figures.inbound[day][channel] += n
+            channels.add(channel)
+        else:
+            figures.outbound[day][author] += n
+    for table, per_day, total in (("stats_days_intents", figures.intents_per_day, figures.intents),
+                                  ("stats_days_actions", figures.actions_per_day, figures.actions)):
+        for day_text, key, n in db.execute(f"SELECT * FROM {table} WHERE day BETWEEN ? AND ? AND n > 0", [first, last]):
+            key = key or (NO_INTENT if table == "stats_days_intents" else "")
+            per_day[date.fromisoformat(day_text)][key] += n
+            total[key] += n
+    for day_text, channel, outcome, n in db.execute(
+        "SELECT day, channel, outcome, n FROM stats_days_comments WHERE day BETWEEN ? AND ? AND n > 0", [first, last]
+    ):
+        day = date.fromisoformat(day_text)
+        figures.comments[day][channel] += n
+        figures.comment_outcomes[day][outcome] += n
+        figures.comment_channels.add(channel)
     figures.channels = sorted(channels)
-    mixed: list[str] = []
-    for hour, n in log.db.execute(
-        "SELECT hour, SUM(n) FROM stats_hourly WHERE hour >= ? AND hour < ? AND direction = 'in' GROUP BY hour HAVING SUM(n) > 0",
-        [hour_from, hour_to],
+    _outside(db, figures, duty, hour_from, hour_to)
+    _replies(db, figures, start, end, zone)
+    _queue(db, figures, start, end, zone, now or datetime.now(timezone.utc))
+    for day_text, was, intent, n in db.execute(
+        "SELECT day, was, intent, n FROM stats_days_relabels WHERE day BETWEEN ? AND ? AND n > 0", [first, last]
     ):
-        day, _, on_duty = _hour(hour, duty)
-        if on_duty == "off":
-            figures.outside[day] = figures.outside.get(day, 0) + n
-        elif on_duty == "mixed":
-            mixed.append(hour)
-    for hour in mixed:  # a shift starts or ends within this hour: look at each message
-        for (created,) in log.db.execute(
-            "SELECT created_at FROM messages WHERE direction = 'in' AND created_at >= ? AND created_at < ?",
-            [f"{hour}:", f"{hour};"],
-        ):
-            when = datetime.fromisoformat(created)
-            if not duty.on_duty(when):
-                day = when.astimezone(zone).date()
-                figures.outside[day] = figures.outside.get(day, 0) + 1
-    _replies(log, figures, start, end, zone)
-    _queue(log, figures, start, end, zone, now or datetime.now(timezone.utc))
-    for at, was, intent in log.db.execute(
-        "SELECT at, json_extract(detail, '$.was'), json_extract(detail, '$.intent') FROM events"
-        " WHERE action = 'relabel' AND at >= ? AND at < ?", [start, end]
-    ):
-        figures.relabels[(was or NO_INTENT, intent or NO_INTENT)] += 1
-        figures.relabels_per_day[_local_day(at, zone)] += 1
+        figures.relabels[(was or NO_INTENT, intent or NO_INTENT)] += n
+        figures.relabels_per_day[date.fromisoformat(day_text)] += n
     return figures
 
 
-def _replies(log: HandoverLog, figures: Figures, start: str, end: str, zone: Any) -> None:
-    for queued, replied in log.db.execute(
+def _outside(db: Database, figures: Figures, duty: DutyHours, hour_from: str, hour_to: str) -> None:
+    """Citizens' messages outside duty hours per local day, from the UTC hours [hour_from, hour_to).
+
+    In an hour a shift starts or ends in, each message stored is looked at; those the retention job has
+    removed count by the share of the hour off duty (their minute is no longer known).
+    """
+    outside: Counter[date] = Counter()
+    estimated: Counter[date] = Counter()
+    for hour, n in db.execute(
+        "SELECT hour, n FROM stats_hours_inbound WHERE hour >= ? AND hour < ? AND n > 0", [hour_from, hour_to]
+    ):
+        day, _, on_share = _hour(hour, duty)
+        if on_share <= 0:
+            outside[day] += n
+        elif on_share < 1:  # a shift starts or ends within this hour
+            stamps = [datetime.fromisoformat(c) for (c,) in db.execute(
+                "SELECT created_at FROM messages WHERE direction = 'in' AND created_at >= ? AND created_at < ?",
+                [f"{hour}:", f"{hour};"])]
+            outside[day] += sum(1 for when in stamps if not duty.on_duty(when))
+            estimated[day] += max(0, n - len(stamps)) * (1 - on_share)
+    for day, share in estimated.items():
+        outside[day] += round(share)
+    figures.outside = {day: n for day, n in outside.items() if n}
+
+
+def _replies(db: Database, figures: Figures, start: str, end: str, zone: Any) -> None:
+    for queued, replied in db.execute(
         "SELECT queued_at, replied_at FROM stats_first_replies WHERE queued_at >= ? AND queued_at < ?", [start, end]
     ):
         seconds = (datetime.fromisoformat(replied) - datetime.fromisoformat(queued)).total_seconds()
         figures.replies.setdefault(_local_day(queued, zone), []).append(max(0.0, seconds))
-    figures.unanswered = log.db.execute(
+    figures.unanswered = db.execute(
         "SELECT COUNT(*) FROM stats_waits w WHERE w.queued_at >= ? AND w.queued_at < ? AND NOT EXISTS"
         " (SELECT 1 FROM stats_first_replies r WHERE r.conversation_id = w.conversation_id AND r.queued_at >= w.queued_at)",
         [start, end],
     ).fetchone()[0]
 
 
-def _queue(log: HandoverLog, figures: Figures, start: str, end: str, zone: Any, now: datetime) -> None:
+def _queue(db: Database, figures: Figures, start: str, end: str, zone: Any, now: datetime) -> None:
     """Queue length at each local full hour of the period (up to now): mean and maximum by hour of day."""
-    rows = log.db.execute(
+    rows = db.execute(
         "SELECT queued_at, ended_at FROM stats_waits WHERE queued_at >= ? AND queued_at < ?"
         " UNION ALL SELECT queued_at, ended_at FROM stats_waits WHERE queued_at < ? AND ended_at > ?"
         " UNION ALL SELECT queued_at, ended_at FROM stats_waits WHERE queued_at < ? AND ended_at IS NULL",

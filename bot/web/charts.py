@@ -39,6 +39,41 @@ _BASE: dict[str, Any] = {
 }
 
 
+class _Quicker:
+    """pygal, minus two costs that made up half of the drawing time (same SVG otherwise).
+
+    Its tooltip data only feeds its JavaScript, which the page never loads: not drawn. Its attribute
+    lookup (config values live in a transient `state` during rendering) is done the same way in fewer steps.
+    """
+
+    def _tooltip_data(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def __getattribute__(self, name: str) -> Any:
+        if name[:2] != "__" and name != "state":
+            try:
+                state = object.__getattribute__(self, "state")
+            except AttributeError:
+                state = None
+            if state is not None:
+                values = state.__dict__
+                if name in values:
+                    return values[name]
+        return object.__getattribute__(self, name)
+
+
+class Bar(_Quicker, pygal.Bar):
+    """pygal.Bar, drawn quicker."""
+
+
+class StackedBar(_Quicker, pygal.StackedBar):
+    """pygal.StackedBar, drawn quicker."""
+
+
+class HorizontalBar(_Quicker, pygal.HorizontalBar):
+    """pygal.HorizontalBar, drawn quicker."""
+
+
 def _texture(index: int) -> str:
     colour, kind = FILLS[index % len(FILLS)]
     shapes = {
@@ -105,7 +140,7 @@ def _labelled(chart: Any, labels: Sequence[str]) -> None:
 def bars_per_day(title: str, y_title: str, days: Sequence[str], series: dict[str, Sequence[float | None]],
                  stacked: bool = False, x_title: str = "Tag") -> Markup:
     """Bars per day (stacked or side by side), one pattern per series, with axis titles and units."""
-    kind = pygal.StackedBar if stacked else pygal.Bar
+    kind = StackedBar if stacked else Bar
     chart = kind(**_BASE, title=title, x_title=x_title, y_title=y_title, x_label_rotation=-45 if len(days) > 10 else 0,
                  show_legend=len(series) > 1 or stacked)
     _labelled(chart, days)
@@ -118,8 +153,8 @@ def horizontal(title: str, x_title: str, items: Sequence[tuple[str, float]], y_t
     """One horizontal bar per item (largest first), the value printed at the bar's end."""
     rows = list(items)[::-1]  # pygal draws the first item at the bottom
     height = max(160, 70 + 26 * len(rows))
-    chart = pygal.HorizontalBar(**{**_BASE, "height": height, "print_values": True}, title=title, x_title=x_title,
-                                y_title=y_title, show_legend=False, print_values_position="top")
+    chart = HorizontalBar(**{**_BASE, "height": height, "print_values": True}, title=title, x_title=x_title,
+                          y_title=y_title, show_legend=False, print_values_position="top")
     chart.x_labels = [label for label, _ in rows]
     chart.add(x_title, [value for _, value in rows])
     return _render(chart)

@@ -1,10 +1,11 @@
-"""The inbox's search page (/inbox/suche): words and filters, hits marked, newest first."""
+"""The inbox's search page (/inbox/suche): words and filters over chats and comments, hits marked, newest first."""
 
 from __future__ import annotations
 
 import logging
 import re
 import sqlite3
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,8 @@ from nlu.intents import INTENTS
 
 log = logging.getLogger(__name__)
 
-FIELDS = ("q", "person", "thema", "kanal", "status", "von", "bis")
+FIELDS = ("q", "person", "thema", "kanal", "status", "von", "bis", "in")
+SCOPE_LABELS = {"beides": "beides", "chats": "Chats", "kommentare": "Kommentare"}
 NOTHING = "Gib ein Suchwort ein oder wähle mindestens einen Filter."
 _MARKERS = re.compile(f"([{OPEN}{CLOSE}])")
 
@@ -49,9 +51,9 @@ def first_words(text: str | None, length: int = 160) -> str:
     return text if len(text) <= length else text[:length].rsplit(" ", 1)[0] + " …"
 
 
-def page_link(request: web.Request, page: int) -> str:
-    """This search's address on another page."""
-    params = {k: request.query[k] for k in FIELDS if request.query.get(k)}  # (a POSTed search is too long to page)
+def page_link(fields: Any, page: int) -> str:
+    """This search's address on another page (GET; a POSTed search that was accepted fits in an address too)."""
+    params = {k: str(fields[k]) for k in FIELDS if fields.get(k)}
     return "/inbox/suche?" + urlencode({**params, "seite": page})
 
 
@@ -85,7 +87,7 @@ async def search_page(request: web.Request) -> web.Response:
             error, status = "Diese Suche verstehe ich nicht. Versuch es mit einfachen Wörtern.", 400
     return render(request, "search.html", status, form=form, query=query, results=results, error=error,
                   intents=INTENTS, channels=CHANNELS, states=STATES, labels=STATE_LABELS, marked=marked,
-                  first_words=first_words, max_page=MAX_PAGE, page_link=lambda page: page_link(request, page), hit_link=hit_link,
+                  first_words=first_words, max_page=MAX_PAGE, page_link=lambda page: page_link(form, page), hit_link=hit_link, scopes=SCOPE_LABELS,
                   session=officer(request))
 
 

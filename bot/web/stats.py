@@ -1,24 +1,30 @@
 """The dashboard: /inbox/stats (charts and tables for a period) and /inbox/stats.csv (the same figures).
 
 The period is `from` and `to` (local dates, YYYY-MM-DD, both included) or a preset `tage` (7, 30, 90);
-without them the last 30 days. The figures come from bot/handover/stats.py.
+without them the last 30 days. The figures come from bot/handover/stats.py; the queries and the
+drawing run in the dashboard's worker thread (bot/web/stats_reader.py), never on the event loop.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from datetime import date, datetime, timedelta
 from typing import Any, Mapping
 
 from aiohttp import web
 from markupsafe import Markup
+from sqlite_utils import Database
 
+from bot.duty import DutyHours
 from bot.handover.stats import ACTION_LABELS, Figures, Period, compute, median, p90
+from bot.handover.stats_tables import OUTCOMES
 from bot.web import charts
 from bot.web.auth import officer
 from bot.web.keys import SERVICES
 from bot.web.render import render
+from bot.web.stats_reader import READER, add_reader
 
 PRESETS = (7, 30, 90)
 DEFAULT_DAYS = 30
@@ -60,12 +66,15 @@ def _today(request: web.Request) -> date:
     return datetime.now(request.app[SERVICES].triage.duty.zone).date()
 
 
-def _figures(request: web.Request) -> Figures:
-    try:
-        period = parse_period(request.query, _today(request))
-    except PeriodError as err:
-        raise web.HTTPBadRequest(text=str(err)) from None
-    return compute(request.app[SERVICES].handover, period, request.app[SERVICES].triage.duty)
+OUTCOME_LABELS = {  # what happened to a comment under a post (bot/handover/stats_tables.py, OUTCOME)
+    "hidden": "Verborgen/gelöscht (Beleidigung)", "public_110": "Öffentlich: 110-Hinweis", "private": "Privat beantwortet",
+    "public": "Öffentlich beantwortet", "listed": "Fürs Team gelistet", "open": "Noch nicht entschieden", "nothing": "Nichts getan",
+}
+
+
+async def _in_worker(request: web.Request, work: Any, *args: Any) -> Any:
+    """Run `work(db, *args)` in the dashboard's thread (its own connection): the event loop stays free."""
+    return await request.app[READER].run(request.app[SERVICES].handover, work, *args)
 
 
 def _minutes(seconds: float | None) -> float | None:
@@ -89,6 +98,8 @@ def daily_rows(figures: Figures) -> list[dict[str, Any]]:
             "outside": figures.outside.get(day, 0), "outside_pct": _share(figures.outside.get(day, 0), total),
             "handovers": len(replies), "median_min": _minutes(median(replies)), "p90_min": _minutes(p90(replies)),
             "relabels": figures.relabels_per_day.get(day, 0),
+            "comments": figures.comments[day], "comments_total": sum(figures.comments[day].values()),
+            "outcomes": figures.comment_outcomes[day],
         })
     return rows
 
@@ -116,7 +127,31 @@ def _charts(figures: Figures, rows: list[dict[str, Any]]) -> dict[str, Markup]:
                                       [(f"{was} → {now}", n) for (was, now), n in figures.relabels.most_common(15)]),
         "outside": charts.bars_per_day("Nachrichten außerhalb der Dienstzeit", "Anteil (Prozent)", labels,
                                        {"Anteil außerhalb der Dienstzeit": [r["outside_pct"] for r in rows]}),
+        "comments": charts.bars_per_day(
+            "Kommentare unter Beiträgen pro Tag: was damit geschah", "Kommentare (Anzahl)", labels,
+            {OUTCOME_LABELS[o]: [r["outcomes"].get(o, 0) for r in rows] for o in OUTCOMES
+             if any(r["outcomes"].get(o) for r in rows)} or {"Kommentare": [0] * len(rows)}, stacked=True),
     }
+
+
+def _page(db: Database, period: Period, duty: DutyHours) -> dict[str, Any]:
+    """The page's figures, tables and charts (runs in the dashboard's thread)."""
+    figures = compute(db, period, duty)
+    rows = daily_rows(figures)
+    answered = figures.all_replies()
+    outcomes: Counter[str] = Counter()
+    for day in figures.days:
+        outcomes.update(figures.comment_outcomes[day])
+    summary = {
+        "total": figures.total_inbound, "outside": figures.total_outside,
+        "outside_pct": _share(figures.total_outside, figures.total_inbound),
+        "handovers": len(answered), "unanswered": figures.unanswered,
+        "median_min": _minutes(median(answered)), "p90_min": _minutes(p90(answered)),
+        "relabels": sum(figures.relabels.values()), "comments": figures.total_comments,
+    }
+    return {"figures": figures, "rows": rows, "summary": summary, "charts": _charts(figures, rows),
+            "comment_channels": sorted(figures.comment_channels),
+            "outcomes": [(o, OUTCOME_LABELS[o], outcomes.get(o, 0)) for o in OUTCOMES if outcomes.get(o)]}
 
 
 async def stats_page(request: web.Request) -> web.Response:
@@ -126,19 +161,9 @@ async def stats_page(request: web.Request) -> web.Response:
         period = parse_period(request.query, _today(request))
     except PeriodError as err:
         return render(request, "stats.html", status=400, error=str(err), figures=None, **base)
-    figures = compute(request.app[SERVICES].handover, period, request.app[SERVICES].triage.duty)
-    rows = daily_rows(figures)
-    answered = figures.all_replies()
-    summary = {
-        "total": figures.total_inbound, "outside": figures.total_outside,
-        "outside_pct": _share(figures.total_outside, figures.total_inbound),
-        "handovers": len(answered), "unanswered": figures.unanswered,
-        "median_min": _minutes(median(answered)), "p90_min": _minutes(p90(answered)),
-        "relabels": sum(figures.relabels.values()),
-    }
-    return render(request, "stats.html", error=None, figures=figures, rows=rows, summary=summary,
-                  charts=_charts(figures, rows), patterns=charts.patterns(), action_labels=ACTION_LABELS,
-                  duty_hours=request.app[SERVICES].settings.duty_hours, **base)
+    page = await _in_worker(request, _page, period, request.app[SERVICES].triage.duty)
+    return render(request, "stats.html", error=None, patterns=charts.patterns(), action_labels=ACTION_LABELS,
+                  duty_hours=request.app[SERVICES].settings.duty_hours, **page, **base)
 
 
 def csv_rows(figures: Figures) -> list[tuple[str, str, str, Any]]:
@@ -155,6 +180,9 @@ def csv_rows(figures: Figures) -> list[tuple[str, str, str, Any]]:
                 (day, "relabels", "", row["relabels"])]
         out += [(day, "intent", k, v) for k, v in sorted(figures.intents_per_day[row["day"]].items())]
         out += [(day, "action", k or "none", v) for k, v in sorted(figures.actions_per_day[row["day"]].items())]
+        out += [(day, "comments", channel, row["comments"].get(channel, 0)) for channel in sorted(figures.comment_channels)]
+        out += [(day, "comments_total", "", row["comments_total"])]
+        out += [(day, "comment_outcome", o, row["outcomes"][o]) for o in OUTCOMES if row["outcomes"].get(o)]
     out += [("", "queue_mean_at_hour", f"{h:02d}", figures.queue_mean[h]) for h in range(24)]
     out += [("", "queue_max_at_hour", f"{h:02d}", figures.queue_max[h]) for h in range(24)]
     out += [("", "relabel", f"{was}->{now}", n) for (was, now), n in figures.relabels.most_common()]
@@ -164,14 +192,24 @@ def csv_rows(figures: Figures) -> list[tuple[str, str, str, Any]]:
 
 async def stats_csv(request: web.Request) -> web.Response:
     """The same figures as CSV: columns day, figure, key, value (English keys, see the README)."""
-    figures = _figures(request)
+    try:
+        period = parse_period(request.query, _today(request))
+    except PeriodError as err:
+        raise web.HTTPBadRequest(text=str(err)) from None
+    text = await _in_worker(request, _csv, period, request.app[SERVICES].triage.duty)
+    name = f"streife-statistik-{period.first}-{period.last}.csv"
+    return web.Response(text=text, content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _csv(db: Database, period: Period, duty: DutyHours) -> str:
+    """The CSV text (runs in the dashboard's thread)."""
+    figures = compute(db, period, duty)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     writer.writerows(("" if v is None else v for v in row) for row in csv_rows(figures))
-    name = f"streife-statistik-{figures.period.first}-{figures.period.last}.csv"
-    return web.Response(text=buffer.getvalue(), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return buffer.getvalue()
 
 
 async def chart_css(request: web.Request) -> web.Response:
@@ -184,3 +222,4 @@ def add_stats_routes(app: web.Application) -> None:
     app.router.add_get("/inbox/stats", stats_page)
     app.router.add_get("/inbox/stats.csv", stats_csv)
     app.router.add_get("/inbox/stats/diagramme.css", chart_css)
+    add_reader(app)
