@@ -16,6 +16,9 @@ sendMessage), Instagram (the signed webhook until the Graph API send). The attac
   H2  --workers concurrent senders of 4,000-character messages for --seconds.
   H3  --gzip gzip bodies of --gzip-kb KB at once (each inflates about 1,000 times), then --slow
       senders of a --slow-bytes body one byte at a time.
+  H4  --anon anonymous requests (--anon-concurrency at a time) for the officers' dashboard, its CSV
+      and the search (GET, and POST with a 100 KB form), half with a made-up session cookie: each
+      must be refused (303 to the login, 401) quickly, before any page or search work.
 Printed per phase: emergency reply latency p50/p99 per channel, the inbox check, peak RSS of the
 service (without its workers) and of each worker, CPU, 5xx responses; then the issue's targets.
 --profile DIR runs py-spy (PY_SPY=path, or on PATH) on the service in every phase.
@@ -49,7 +52,7 @@ from bench.attack_stack import REPLY_TIMEOUT, ROOT, SECRET, Stack, log_problems,
 
 REAL_EMERGENCY = "Bitte kommt schnell, ein Mann bedroht meine Mutter mit einem Messer"
 REAL_ADDRESS = "192.0.2.200"  # the real citizen's address (not the attacker's)
-ATTACKERS = {"h1": "203.0.113.1", "h2": "203.0.113.2", "h3": "203.0.113.3"}  # one client per attack
+ATTACKERS = {"h1": "203.0.113.1", "h2": "203.0.113.2", "h3": "203.0.113.3", "h4": "203.0.113.4"}  # one client per attack
 
 
 class Traffic:
@@ -177,7 +180,14 @@ async def attack_h3(stack: Stack, flood: Callable[..., Awaitable[dict[str, Any]]
     return [gzip, slow]
 
 
-ATTACKS = {"h1": attack_h1, "h2": attack_h2, "h3": attack_h3}
+async def attack_h4(stack: Stack, flood: Callable[..., Awaitable[dict[str, Any]]], o: argparse.Namespace) -> list[Phase]:
+    """H4: anonymous clients ask for the dashboard, its CSV and the search; none has a session."""
+    prefix = f"anon-{uuid.uuid4().hex[:6]}-"
+    return [await measure(stack, f"H4: {o.anon} anonymous requests for /inbox/stats, stats.csv, suche", o, lambda: flood(
+        "h4", base=stack.base, requests=o.anon, concurrency=o.anon_concurrency, address=ATTACKERS["h4"], prefix=prefix))]
+
+
+ATTACKS = {"h1": attack_h1, "h2": attack_h2, "h3": attack_h3, "h4": attack_h4}
 
 
 async def run_attacks(o: argparse.Namespace) -> tuple[list[Phase], list[str]]:
@@ -214,7 +224,7 @@ async def run_attacks(o: argparse.Namespace) -> tuple[list[Phase], list[str]]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--attacks", nargs="+", choices=sorted(ATTACKS), default=["h1", "h2", "h3"])
+    parser.add_argument("--attacks", nargs="+", choices=sorted(ATTACKS), default=["h1", "h2", "h3", "h4"])
     parser.add_argument("--rate", type=float, default=1.0, help="real emergencies per second on each channel")
     parser.add_argument("--calm", type=float, default=10.0, help="seconds of emergencies without an attack first")
     parser.add_argument("--min-phase", type=float, default=10.0, help="emergencies keep coming at least this long per phase")
@@ -227,6 +237,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--slow", type=int, default=3, help="H3: slow senders")
     parser.add_argument("--slow-bytes", type=int, default=1_000_000, help="H3: body size of each slow sender")
     parser.add_argument("--slow-seconds", type=float, default=90.0, help="H3: a slow sender gives up after this")
+    parser.add_argument("--anon", type=int, default=10_000, help="H4: anonymous requests for the inbox's new pages")
+    parser.add_argument("--anon-concurrency", type=int, default=100, help="H4: of those at a time")
     parser.add_argument("--model", default=str(ROOT / "models" / "nlu.tar.gz"))
     parser.add_argument("--no-model", action="store_true", help="no NLU workers: the safety net answers alone")
     parser.add_argument("--nlu-workers", type=int, default=None, help="NLU worker processes (default: one per core)")

@@ -219,8 +219,47 @@ async def h3_slow(base: str, senders: int, size: int, address: str, prefix: str,
             "sent": senders, "senders": results}
 
 
+# The officers' new pages, asked for by anonymous clients (no session; every other request a made-up session cookie).
+INBOX_PAGES = (("GET", "/inbox/stats?tage=90"), ("GET", "/inbox/stats.csv?from=2025-01-01&to=2026-11-01"),
+               ("GET", "/inbox/suche?q=messer&kanal=webchat"), ("POST", "/inbox/suche"))
+
+
+async def h4_anonymous_pages(base: str, requests: int, concurrency: int, address: str, prefix: str) -> dict[str, Any]:
+    """H4: `requests` anonymous requests for the dashboard, its CSV and the search (POSTs carry a 100 KB form)."""
+    base, tally, gate = local_only(base), Tally(), asyncio.Semaphore(concurrency)
+    latency: dict[str, list[float]] = {path.split("?")[0] + f" {method}": [] for method, path in INBOX_PAGES}
+    form = {"q": "messer " * 14_000, "csrf": "guessed"}  # about 100 KB: refused before it is read
+    async with _session(concurrency) as session:
+
+        async def one(n: int) -> None:
+            method, path = INBOX_PAGES[n % len(INBOX_PAGES)]
+            headers = {"X-Forwarded-For": address}
+            if n % 2:
+                headers["Cookie"] = f"streife_session={prefix}{uuid.uuid4().hex}{uuid.uuid4().hex}"
+            async with gate:
+                started = time.perf_counter()
+                try:
+                    async with session.request(method, base + path, headers=headers, allow_redirects=False,
+                                               data=form if method == "POST" else None) as response:
+                        await response.read()
+                        tally.statuses[response.status] += 1
+                        if response.status == 303 and not response.headers.get("Location", "").startswith("/inbox/login"):
+                            tally.errors["redirect elsewhere than the login"] += 1
+                except asyncio.TimeoutError:
+                    tally.errors["timeout"] += 1
+                except aiohttp.ClientError as err:
+                    tally.errors[type(err).__name__] += 1
+                latency[path.split("?")[0] + f" {method}"].append(time.perf_counter() - started)
+
+        await asyncio.gather(*(one(n) for n in range(requests)))
+    ms = {k: [round(1000 * sorted(v)[len(v) // 2], 1), round(1000 * sorted(v)[max(0, -(-99 * len(v) // 100) - 1)], 1)]
+          for k, v in latency.items() if v}
+    return tally.result(sent=requests, refusal_ms_p50_p99=ms)
+
+
 FLOODS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
-    "h1": h1_fake_emergencies, "h2": h2_long_messages, "h3_gzip": h3_gzip, "h3_slow": h3_slow}
+    "h1": h1_fake_emergencies, "h2": h2_long_messages, "h3_gzip": h3_gzip, "h3_slow": h3_slow,
+    "h4": h4_anonymous_pages}
 
 
 def warm() -> bool:

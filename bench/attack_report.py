@@ -170,7 +170,8 @@ def targets(phases: list[Phase]) -> list[str]:
         return max(pairs) if pairs else (0.0, "-")
 
     for key, label in (("H2", "under the H2 flood, emergency p99 <= 1 s on every channel"),
-                       ("H3", "under compressed and slow bodies, emergency p99 <= 1 s")):
+                       ("H3", "under compressed and slow bodies, emergency p99 <= 1 s"),
+                       ("H4", "under anonymous requests for the inbox's new pages, emergency p99 <= 1 s")):
         ps = [p for p in phases if p.name.startswith(key)]
         if ps:
             worst, where = worst_p99(ps)
@@ -182,6 +183,13 @@ def targets(phases: list[Phase]) -> list[str]:
             lines.append(f"- after the H1 flood, the real emergency before every fake one (only real emergencies that "
                          f"waited longer above it): {verdict(ok)} (/inbox {p.inbox.text()}; handover list "
                          f"{p.handover.text()}; its 110 prompt after {p.attack.get('real_reply_s')} s)")
+    for p in phases:
+        if p.name.startswith("H4"):
+            statuses, errors = p.attack.get("statuses", {}), p.attack.get("errors", {})
+            ok = set(map(int, statuses)) <= {303, 401} and not errors
+            slowest = max((pair[1] for pair in p.attack.get("refusal_ms_p50_p99", {}).values()), default=math.nan)
+            lines.append(f"- anonymous requests for /inbox/stats, stats.csv and suche only refused (303 to the login, 401): "
+                         f"{verdict(ok)} ({_answers(p.attack)}; refusal p99 at most {slowest:.0f} ms)")
     h3 = [p for p in phases if p.name.startswith("H3")]
     if h3:
         peak = max(max(p.service_mb[1:]) for p in h3)

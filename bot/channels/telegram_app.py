@@ -138,7 +138,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
             raise ValueError("not an update object")
         update = Update.de_json(data, channel.bot)
-    except (ValueError, TypeError, KeyError, AttributeError) as err:
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError, OSError) as err:  # dates past time_t: the last two
         log.warning("malformed Telegram update refused: %s", err)
         raise web.HTTPBadRequest(text="malformed update") from None
     try:
