@@ -527,3 +527,15 @@ async def test_a_slow_dashboard_does_not_hold_up_the_inbox(stats_settings: Setti
             html = await asyncio.wait_for(dashboard, 10)
             assert await busy
     assert waited < 2 and "Statistik" in queue and "<dd>9</dd>" in html
+
+
+def test_a_message_dated_at_the_end_of_time_is_still_stored(tmp_path: Path) -> None:
+    """A platform's timestamp late on 9999-12-31 (datetime accepts it) must not stop the citizen's message."""
+    from bot.handover import Inbound
+    log = HandoverLog.open(tmp_path / "log.sqlite3", pseudonym_key="k")
+    try:
+        stored = log.record_inbound(Inbound("instagram", "c1", "u1", "Hilfe", platform_id="m1", at="9999-12-31T23:30:00.000+00:00"))
+        days = [r[0] for r in log.db.execute("SELECT day FROM stats_days_volume")]
+    finally:
+        log.close()
+    assert stored is not None and days == ["9999-12-31"]

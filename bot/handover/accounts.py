@@ -66,7 +66,7 @@ class Accounts:
     def _active_admins(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM officers WHERE role = 'admin' AND active = 1").fetchone()[0]
 
-    def add(self, name: str, password: str, role: str, actor: str) -> None:
+    def add(self, name: str, password: str, role: str, actor: str, hashed: str | None = None) -> None:
         """Create a new account (an existing name is refused: nobody's password is replaced by mistake)."""
         name = name.strip()
         if not name or len(name) > MAX_NAME or not name.isprintable():
@@ -77,7 +77,7 @@ class Accounts:
             raise AccountError("Die Rolle muss „officer“ oder „admin“ sein.")
         if self.db.execute("SELECT 1 FROM officers WHERE name = ?", [name]).fetchone():
             raise AccountError(f"Den Namen „{name}“ gibt es schon.")
-        self.officers.add(name, password, actor=actor)
+        self.officers.add(name, password, actor=actor, hashed=hashed)
         if role != "officer":
             self.set_role(name, role, actor)
 

@@ -138,14 +138,17 @@ class Officers:
         """The names of all active officers."""
         return [r[0] for r in self.db.execute("SELECT name FROM officers WHERE active = 1 ORDER BY name").fetchall()]
 
-    def add(self, name: str, password: str, actor: str = "cli") -> None:
-        """Create an account (or set a new password for an existing one; a deactivated account stays deactivated)."""
+    def add(self, name: str, password: str, actor: str = "cli", hashed: str | None = None) -> None:
+        """Create an account (or set a new password for an existing one; a deactivated account stays deactivated).
+
+        `hashed`: the password's argon2 hash, made beforehand off the event loop (`hash_password`).
+        """
         name = name.strip()
         if not name or len(name) > MAX_NAME or not name.isprintable():
             raise OfficerError(f"the name must be 1-{MAX_NAME} printable characters")
         if len(password) < MIN_PASSWORD_LENGTH:
             raise OfficerError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
-        hashed = _hasher.hash(password)
+        hashed = hashed or _hasher.hash(password)
         with self.log.transaction():
             exists = self.db.execute("SELECT 1 FROM officers WHERE name = ?", [name]).fetchone()
             if exists:
@@ -235,6 +238,11 @@ class Officers:
         """End a session."""
         self.db.execute("DELETE FROM sessions WHERE token_hash = ?", [_hash_token(session.token)])
         self.log.audit(session.officer, "logout", None)
+
+
+def hash_password(password: str) -> str:
+    """The argon2 hash of a password (64 MiB, about 0.1 s: call it in a thread from the event loop)."""
+    return _hasher.hash(password)
 
 
 def _verify(password_hash: str, password: str) -> bool:

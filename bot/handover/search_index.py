@@ -45,8 +45,14 @@ def merge_step(log: HandoverLog, table: str, pages: int) -> bool:
     return log.db.conn.total_changes - before >= 2  # (FTS5's documented test for "work was done")
 
 
+RETRY_BUSY_S = 60.0  # a rewrite stopped by another process's write lock is tried again this much later
+
+
 async def forget_deleted_steps(log: HandoverLog, pages: int | None = None) -> int:
-    """As `forget_deleted`, in steps of about `pages` index pages with the event loop free in between; the steps taken."""
+    """As `forget_deleted`, in steps of about `pages` index pages with the event loop free in between; the steps taken.
+
+    Stopped by another process's write lock, it is tried again RETRY_BUSY_S later (deleted words must leave the file).
+    """
     pages, steps = pages or MERGE_PAGES, 0
     try:
         for table in FTS_TABLES:
@@ -58,7 +64,8 @@ async def forget_deleted_steps(log: HandoverLog, pages: int | None = None) -> in
     except sqlite3.OperationalError as err:
         if not is_busy(err):
             raise
-        logger.warning("search index rewrite stopped (database busy); the next deletion or retention run finishes it")
+        logger.warning("search index rewrite stopped (database busy); tried again in %.0f s", RETRY_BUSY_S)
+        asyncio.get_running_loop().call_later(RETRY_BUSY_S, forget_deleted_soon, log)
     except sqlite3.ProgrammingError:  # the service closed the log while shutting down: the next run finishes it
         logger.info("search index rewrite stopped: the handover log was closed")
     return steps

@@ -55,7 +55,8 @@ OLD = ("DROP TRIGGER IF EXISTS stats_message_added", "DROP TRIGGER IF EXISTS sta
 
 def _day(stamp: str) -> str:
     """SQL: the local day of a UTC timestamp expression."""
-    return f"date({stamp}, (SELECT z.shift FROM stats_zone z WHERE z.since <= {stamp} ORDER BY z.since DESC LIMIT 1))"
+    shifted = f"date({stamp}, (SELECT z.shift FROM stats_zone z WHERE z.since <= {stamp} ORDER BY z.since DESC LIMIT 1))"
+    return f"COALESCE({shifted}, substr({stamp}, 1, 10))"  # past 9999-12-31 after the shift: the UTC day, never NULL
 
 
 def _add(r: str) -> str:

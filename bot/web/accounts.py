@@ -15,7 +15,7 @@ from aiohttp import web
 
 from bot.handover import HandoverError
 from bot.handover.accounts import AccountError, Accounts, Presence
-from bot.handover.officers import MIN_PASSWORD_LENGTH, LockedOut, _hash_token
+from bot.handover.officers import MIN_PASSWORD_LENGTH, LockedOut, _hash_token, hash_password
 from bot.web.auth import LOGIN_PATH, SESSION, SESSION_COOKIE, Handler, officer
 from bot.web.intake import client_address
 from bot.web.keys import HUB, OFFICERS, SERVICES
@@ -108,8 +108,9 @@ async def account_change(request: web.Request) -> web.Response:
     name = str(form.get("name", "")).strip()
     try:
         if what == "neu":
-            role = "admin" if form.get("admin") else "officer"  # argon2 (64 MiB, ~0.1 s) off the event loop:
-            await asyncio.to_thread(accounts.add, name, str(form.get("password", "")), role, me)
+            password, role = str(form.get("password", "")), "admin" if form.get("admin") else "officer"
+            hashed = await asyncio.to_thread(hash_password, password) if len(password) >= MIN_PASSWORD_LENGTH else None
+            accounts.add(name, password, role, me, hashed=hashed)  # only the hash runs in a thread: the database stays on the loop
         elif what == "deaktiviert":
             accounts.deactivate(name, me)
             _close_streams(request, name)

@@ -1,4 +1,4 @@
-"""The dashboard's worker: one thread with its own connection to the log, so its queries and charts stay off the event loop.
+"""The dashboard's (and the search's) worker: one thread with its own connection to the log, off the event loop.
 
 The log is in WAL mode: this connection reads a consistent snapshot while the service writes, and a
 slow dashboard never holds up a citizen's message. One thread only: dashboard requests take turns
@@ -50,6 +50,16 @@ class StatsReader:
         if self._db is not None:
             self._db.conn.close()
             self._db = None
+
+
+class ReadOnlyLog:
+    """The reading half of a HandoverLog over the worker's own connection (for search in the worker's thread)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    _rows = HandoverLog._rows
+    _select = HandoverLog._select
 
 
 READER = web.AppKey("stats_reader", StatsReader)
