@@ -13,20 +13,17 @@ from typing import Any
 
 import yaml
 
+from bot.public_reply import scan
+
 RULES = ("escalation", "abuse", "invite", "faq", "other")
 POLICY_NAME = {"escalation": "escalate", "abuse": "abuse", "invite": "invite", "faq": "faq", "other": "list"}
-RULE_KEYS = {"need", "public_reply", "private_reply", "hide", "alert", "intents", "actions", "short_public_reply"}
+RULE_KEYS = {"need", "public_reply", "public_reply_alone", "private_reply", "hide", "alert", "intents", "actions",
+             "short_public_reply"}
 FROM_TEXTS = {"escalation", "answer"}  # private_reply: {from: ...}
 PRIVATE_PLACEHOLDERS = {"team_name", "privacy", "online_report", "station_finder", "non_emergency_phone"}
 TRIAGE_ACTIONS = {"escalate", "answer", "handover", "clarify", "check"}
 NEEDS = {0, 1, 2, 3, 9}
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-_DIGITS = re.compile(r"\d[\d /().-]*\d|\d")
-_MENTION = re.compile(r"(?<![\w.])@\w")
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")
-_STREET = re.compile(r"\b\w*(straße|strasse|str\.|weg|platz|allee|gasse|ring|damm)\s*\d", re.IGNORECASE)
-_URL = re.compile(r"https?://|www\.", re.IGNORECASE)
-ALLOWED_NUMBERS = {"110", "112"}
 
 
 class PolicyError(ValueError):
@@ -34,16 +31,11 @@ class PolicyError(ValueError):
 
 
 def personal_details(text: str) -> list[str]:
-    """What in a public text could be personal or case details (empty: nothing found)."""
-    found = [f"placeholder {{{m}}}" for m in _PLACEHOLDER.findall(text)]
-    found += [f"number {n.strip()}" for n in _DIGITS.findall(text) if re.sub(r"\D", "", n) not in ALLOWED_NUMBERS]
-    found += [f"e-mail {m}" for m in _EMAIL.findall(text)]
-    if _MENTION.search(text):
-        found.append("@mention")
-    found += [f"address ({m.group(0)})" for m in _STREET.finditer(text)]
-    if _URL.search(text):
-        found.append("link")
-    return found
+    """What in a public text written in advance could be personal or case details (empty: nothing found).
+
+    The same scan as for the public replies officers type (bot/public_reply.py), in its strict form.
+    """
+    return [str(f) for f in scan(text, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -57,6 +49,7 @@ class Outcome:
     private_reply: str  # empty: none; "from:escalation" / "from:answer" name texts the caller fills in
     hide: bool
     alert: bool
+    public_alone: str = ""  # the public reply when no private reply goes out (never "we sent you a message"); empty: none
 
 
 NO_ACTION = Outcome("none", "none", 9, "", "", False, False)
@@ -113,15 +106,16 @@ class CommentPolicy:
             private = f"from:{private_spec['from']}"
         else:
             private = _pick(_texts(private_spec), language)
+        alone = _pick(_texts(rule.get("public_reply_alone")), language) if private else public
         return Outcome(name, POLICY_NAME[name], int(rule.get("need", 3 if name == "other" else 1)), public, private,
-                       bool(rule.get("hide")), bool(rule.get("alert")))
+                       bool(rule.get("hide")), bool(rule.get("alert")), alone)
 
     def public_texts(self) -> list[tuple[str, str, str]]:
         """Every public reply the policy can produce: (rule, language, text)."""
         found = []
         for name in RULES:
             rule = self.doc.get(name) or {}
-            for key in ("public_reply", "short_public_reply"):
+            for key in ("public_reply", "public_reply_alone", "short_public_reply"):
                 found += [(name, lang, text) for lang, text in _texts(rule.get(key)).items()]
             for intent, spec in ((rule.get("intents") or {}).items() if isinstance(rule.get("intents"), dict) else ()):
                 if isinstance(spec, dict) and isinstance(spec.get("public_reply"), dict):
@@ -187,9 +181,13 @@ def problems(doc: Any, intents: tuple[str, ...] | None = None) -> list[tuple[str
         for key in ("hide", "alert"):
             if key in rule and not isinstance(rule[key], bool):
                 out.append(("error", f"{name}.{key}", "must be true or false"))
-        for key, public in (("public_reply", True), ("short_public_reply", True), ("private_reply", False)):
+        for key, public in (("public_reply", True), ("public_reply_alone", True), ("short_public_reply", True),
+                            ("private_reply", False)):
             if key in rule:
                 out += _text_problems(f"{name}.{key}", rule[key], public)
+        if name == "escalation" and "public_reply" in rule and "private_reply" in rule and "public_reply_alone" not in rule:
+            out.append(("error", "escalation.public_reply_alone", "escalation.public_reply_alone missing: the public 110 "
+                        "text for when no private reply can go out (without \"we sent you a message\")"))
         if isinstance(rule.get("private_reply"), dict) and rule["private_reply"].get("from") == "answer" and name != "faq":
             out.append(("error", f"{name}.private_reply", "from: answer is only for faq"))
         actions = rule.get("actions") or []

@@ -102,6 +102,7 @@ class FakeGraphApi:
     comment_calls: list[CommentCall] = field(default_factory=list)  # kept apart from `calls` (the DMs)
     comment_faults: list[str] = field(default_factory=list)  # like `faults`, for the comment endpoints
     comment_delay: float = 0.0  # seconds each comment call takes (a slow Meta)
+    before_private_answer: Any = None  # async (recipient_id, message_id, text) -> None: e.g. Meta's echo, sent first
 
     def __post_init__(self) -> None:
         self._ids = itertools.count(1)
@@ -286,7 +287,10 @@ class FakeGraphApi:
         if error is None:
             comment.private_replied = True
         author = comment.author_id or "6" + "".join(ch for ch in target if ch.isdigit())[-9:]  # the commenter's scoped id
-        return await self._answer(request, call, error, {"recipient_id": author, "message_id": f"aWdfZAG1faXRlbTo{next(self._ids):06d}"})
+        message_id = f"aWdfZAG1faXRlbTo{next(self._ids):06d}"
+        if error is None and self.before_private_answer is not None:
+            await self.before_private_answer(author, message_id, text)
+        return await self._answer(request, call, error, {"recipient_id": author, "message_id": message_id})
 
     async def comment_hide(self, request: web.Request) -> web.Response:
         """POST /{comment-id}?hide=true|false (Instagram) or ?is_hidden=true|false (Facebook)."""

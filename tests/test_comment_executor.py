@@ -240,3 +240,29 @@ async def test_through_the_app_an_emergency_comment_is_answered_publicly_and_pri
         assert c is not None and c.need == 0 and {a.status for a in desk.store.actions(c.id)} == {"sent"}
         [public] = graph.done("reply")
         assert "110" in public.text and c.conversation_id == bot.conversation("5551001").id
+
+
+async def test_a_send_whose_result_cannot_be_saved_does_not_stay_sending(desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    question = desk.comment("17800000000000401", "Kann ich euch privat schreiben?", author="5550401")
+    abuse = desk.comment("17800000000000402", "Ihr Versager", author="5550402")
+    real_sent = desk.store.action_sent
+    locked = {"hide": 1}
+
+    def flaky_sent(action_id: int, platform_id: str | None = None) -> None:
+        if desk.store.action(action_id).kind == "hide" and locked["hide"]:
+            locked["hide"] -= 1
+            raise sqlite3.OperationalError("database is locked")
+        real_sent(action_id, platform_id)
+
+    def broken_dm(*args: object, **kwargs: object) -> int:
+        raise AssertionError("no conversation")
+
+    monkeypatch.setattr(desk.store, "action_sent", flaky_sent)
+    monkeypatch.setattr(desk.store, "open_dm", broken_dm)
+    private = desk.store.plan(question.id, "private_reply", "Gern, schreib uns hier.")
+    hide = desk.store.plan(abuse.id, "hide", priority=2)
+    await desk.executor.kick()
+    await desk.executor.drain()
+    assert desk.status(private) == "unknown" and "nicht gespeichert" in (desk.store.action(private).error or "")
+    assert desk.status(hide) == "sent" and desk.store.get(abuse.id).hidden == 1  # retried, and now saved
+    assert len(desk.graph.done("private_reply")) == 1  # never a second private reply

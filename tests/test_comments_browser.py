@@ -48,6 +48,8 @@ async def test_emergency_insult_and_question_under_a_post(tmp_path: Path, graph:
 
     async with served(meta_settings(tmp_path, graph), triage_model) as (_, server, services), async_playwright() as p, \
             aiohttp.ClientSession() as meta:
+        # this client's link to the worker is up before the first comment (else the model may be skipped)
+        assert await triage_model.parser.wait_ready(60)  # type: ignore[union-attr]
         browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             base = str(server.make_url("/")).rstrip("/")

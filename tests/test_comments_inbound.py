@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -245,7 +246,8 @@ async def test_an_edit_into_an_emergency_escalates_but_never_replies_privately_t
     c = stored(bot, cid, "messenger")
     assert (c.policy, c.need) == ("escalate", 0)
     kinds = [k for k, _ in planned(bot, c)]
-    assert kinds.count("private_reply") == 1 and planned(bot, c)[-1] == ("public_reply", ESCALATION_PUBLIC)
+    # no second private reply: the public 110 reply must not claim "we sent you a message"
+    assert kinds.count("private_reply") == 1 and planned(bot, c)[-1] == ("public_reply", "Bitte ruf sofort die 110 an.")
 
 
 async def test_an_edit_before_anything_was_done_is_triaged_again(bot: Running) -> None:
@@ -371,3 +373,73 @@ def test_make_validate_checks_the_policy_file(tmp_path: Path) -> None:
     found = check_comment_policy(tmp_path)
     assert found and all(p.level == "error" for p in found) and {r for r in RULES} - {"escalation"} <= {
         p.where.split(": ")[-1] for p in found}
+
+
+async def test_the_echo_of_the_bots_private_reply_arriving_first_is_not_taken_for_an_officer(bot: Running) -> None:
+    from tests.instagram_helpers import echo, message, notification
+    await bot.deliver(notification(message("9001", "Hallo")))  # the person wrote a DM before: the chat exists
+    before = len(bot.transcript("9001"))
+
+    async def echo_first(recipient: str, message_id: str, text: str) -> None:  # Meta's echo overtakes its answer
+        await bot.post(notification(echo(recipient, text, message_id)))
+
+    bot.graph.before_private_answer = echo_first
+    cid, change = ig_comment(EMERGENCY, user="9001")
+    bot.graph.add_comment(cid, "18000000000000001", EMERGENCY, "9001")
+    await bot.post(changes(change))
+    await bot.graph.wait_for_comments(lambda calls: any(c.kind == "private_reply" and c.status == 200 for c in calls), 5.0)
+    assert bot.channel.desk is not None
+    await bot.channel.desk.executor.drain()
+    private = [a.text for a in store(bot).actions(stored(bot, cid).id) if a.kind == "private_reply"]
+    outbound = [m for m in bot.transcript("9001")[before:] if m.direction == "out"]
+    in_app = bot.log.db.execute("SELECT COUNT(*) FROM events WHERE action = 'reply_in_app'").fetchone()[0]
+    assert len(private) == 1 and [m.text for m in outbound].count(private[0]) == 1
+    assert all(m.author != "officer" for m in outbound) and in_app == 0
+
+
+@pytest.mark.parametrize("case", ["old", "deleted_author", "thread"])
+async def test_the_public_reply_says_we_sent_a_message_only_when_a_private_reply_goes_out(bot: Running, case: str) -> None:
+    assert bot.channel.comments is not None and bot.channel.desk is not None
+    if case == "thread":  # the first emergency comment got the private reply; the author's reply below it gets none
+        first, change = ig_comment(EMERGENCY, user="9007")
+        bot.graph.add_comment(first, "18000000000000001", EMERGENCY, "9007")
+        await bot.deliver(changes(change))
+        await bot.channel.desk.executor.drain()
+        cid, change = ig_comment(EMERGENCY + ", bitte schnell", user="9007", parent=first)
+        await bot.deliver(changes(change))
+        c = stored(bot, cid)
+    else:  # older than 7 days (Meta redelivered it late), or the author's data was deleted before triage
+        age = timedelta(days=8 if case == "old" else 0)
+        created = (datetime.now(timezone.utc) - age).isoformat(timespec="milliseconds")
+        c = store(bot).record(IncomingComment("instagram", f"1790000000000{next(_ids):04d}", "18000000000000001", "9008",
+                                              EMERGENCY, author_name="lena.k", created_at=created))
+        assert c is not None
+        if case == "deleted_author":
+            bot.log.db.execute("UPDATE comments SET author_id = NULL WHERE id = ?", [c.id])
+        await bot.channel.comments.process(c.id)
+    kinds = planned(bot, c)
+    assert store(bot).get(c.id).need == 0 and ("public_reply", ESCALATION_PUBLIC) not in kinds
+    assert "private_reply" not in [k for k, _ in kinds]
+    if case != "deleted_author":  # (no reply at all to a person whose data is deleted: the store refuses both)
+        assert ("public_reply", "Bitte ruf sofort die 110 an.") in kinds
+
+
+async def test_an_emergency_comment_raises_the_alarm_on_every_inbox_page(bot: Running) -> None:
+    from bot.web.keys import OFFICERS
+    from tests.web_support import PASSWORD, Browser, next_event
+    bot.app[OFFICERS].add("anna", PASSWORD)
+    async with Browser(bot.client.server) as officer:
+        await officer.login()
+        stream = await officer.http.get(officer.url("/inbox/events"))  # what every inbox page listens to (inbox.js)
+        await next_event(stream, "hello")
+        _, quiet = ig_comment("Danke euch für die Arbeit!")
+        cid, urgent = ig_comment(EMERGENCY)
+        await bot.post(changes(quiet))
+        first = await next_event(stream)
+        await bot.post(changes(urgent))
+        seen = [await next_event(stream)]
+        while seen[-1].get("comment_id") != stored(bot, cid).id or "need" not in seen[-1]:
+            seen.append(await next_event(stream))
+        stream.close()
+    assert first["kind"] == "comment" and not first.get("escalated")
+    assert seen[-1]["need"] == 0 and seen[-1]["escalated"] is True  # inbox.js: `if (data.escalated) alarm()`

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -12,20 +11,7 @@ import pytest
 from bot.handover import HandoverError, HandoverLog, Inbound
 from bot.handover.comments import Comment, CommentError, Comments, IncomingComment
 from bot.handover.privacy import delete_citizen, export_citizen, purge_expired
-
-NOW = datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)
-
-
-def at(days_ago: float) -> str:
-    return (NOW - timedelta(days=days_ago)).isoformat(timespec="milliseconds")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = at(0)
-
-    def __call__(self) -> str:
-        return self.now
+from tests.test_privacy import NOW, Clock, at  # the same moved clock
 
 
 @pytest.fixture

@@ -51,11 +51,15 @@ async def test_no_private_reply_after_seven_days(client: GraphComments, graph: F
     assert graph.done() == []
 
 
-async def test_a_long_private_reply_is_cut_to_one_message(client: GraphComments, graph: FakeGraphApi) -> None:  # noqa: F811
+async def test_a_private_reply_too_long_for_one_message_is_refused_never_cut(client: GraphComments, graph: FakeGraphApi) -> None:  # noqa: F811
     text = "Bitte ruf sofort die 110 an. " + "Wir sind für dich da. " * 80
-    await client.reply_private("instagram", "17800000000000004", text)
+    with pytest.raises(CommentApiError) as refused:
+        await client.reply_private("instagram", "17800000000000004", text)
+    assert refused.value.final and "höchstens 1000 Zeichen" in refused.value.officer_text
+    assert graph.done("private_reply") == []  # nothing went out: the transcript can never show a text Meta did not get
+    await client.reply_private("messenger", "555_17800000000000004", text)  # Messenger takes 2,000
     [call] = graph.done("private_reply")
-    assert len(call.text) <= 1000 and call.text.startswith("Bitte ruf sofort die 110 an.") and call.text.endswith("…")
+    assert call.text == text.strip()
 
 
 async def test_hide_unhide_and_delete(client: GraphComments, graph: FakeGraphApi) -> None:  # noqa: F811

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +74,7 @@ class CommentExecutor:
         self._groups: dict[int, asyncio.Task[None]] = {}  # comment id -> its running group
         self._not_before: dict[int, float] = {}  # action id -> monotonic time of its next try
         self._verify: set[int] = set()  # public replies to look for before sending again
+        self._stuck: dict[int, str] = {}  # action id -> kind: sent, but saving the result failed
 
     # -- life ------------------------------------------------------------------------------
 
@@ -102,24 +102,41 @@ class CommentExecutor:
         """Actions a crash left "sending": private replies become "unknown", the rest pending again."""
         rows = self.log._select("SELECT id, kind FROM comment_actions WHERE status = 'sending'")
         for row in rows:
-            if row["kind"] == "private_reply":
-                self._unknown(row["id"], " (Neustart während des Sendens)")
-                continue
-            if row["kind"] == "public_reply":
-                self._verify.add(row["id"])
-            self.log.db.execute("UPDATE comment_actions SET status = 'pending' WHERE id = ? AND status = 'sending'", [row["id"]])
+            self._resolve(row["id"], row["kind"], " (Neustart während des Sendens)")
         if rows:
             log.warning("comment actions found in flight after a restart: %d", len(rows))
         return len(rows)
+
+    def _resolve(self, action_id: int, kind: str, why: str) -> None:
+        """An action that may have reached Meta but is not saved as sent: a private reply "unknown", the rest pending."""
+        if kind == "private_reply":
+            self._unknown(action_id, why)
+            return
+        if kind == "public_reply":
+            self._verify.add(action_id)  # look under the comment before sending it again
+        self.log.db.execute("UPDATE comment_actions SET status = 'pending' WHERE id = ? AND status = 'sending'", [action_id])
+
+    def _unstick(self) -> None:
+        """Resolve actions whose result could not be saved after the send; kept for the next pass if that fails too."""
+        for action_id, kind in list(self._stuck.items()):
+            try:
+                self._resolve(action_id, kind, " (Ergebnis nach dem Senden nicht gespeichert)")
+                comment = self.store.get(self.store.action(action_id).comment_id)
+                self._publish(comment, self.store.action(action_id), "unknown" if kind == "private_reply" else "pending")
+            except Exception:
+                log.exception("comment action %d: still cannot save its state", action_id)
+                continue
+            self._stuck.pop(action_id, None)
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
             try:
+                self._unstick()
                 self.dispatch()
             except Exception:  # a locked database and the like: try again shortly
                 log.exception("comment executor pass failed")
-            waits = [t - time.monotonic() for t in self._not_before.values()]
+            waits = [t - time.monotonic() for t in self._not_before.values()] + ([1.0] if self._stuck else [])
             timeout = max(0.05, min(waits)) if waits else None
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -191,10 +208,16 @@ class CommentExecutor:
             platform_id, recipient = await self._call(action, c)
         except CommentApiError as err:
             return self._failed_call(action, c, err)
-        with self.log.transaction():
-            self.store.action_sent(action.id, platform_id)
-            if action.kind == "private_reply" and recipient:
-                self._link_dm(action, c, recipient, platform_id)
+        try:
+            with self.log.transaction():
+                self.store.action_sent(action.id, platform_id)
+                if action.kind == "private_reply" and recipient:
+                    self._link_dm(action, c, recipient, platform_id)
+        except Exception:  # sent, but not saved (a locked database, ...): never leave it "sending" until a restart
+            log.exception("comment action %d was sent but its result not saved", action.id)
+            self._stuck[action.id] = action.kind
+            self._unstick()
+            return True
         self._verify.discard(action.id)
         self._not_before.pop(action.id, None)
         self._publish(c, action, "sent")
@@ -286,24 +309,8 @@ class CommentExecutor:
         return True
 
     def _link_dm(self, action: CommentAction, c: Comment, recipient: str, message_id: str | None) -> None:
-        """The private reply opened a DM: find or create its conversation, put the reply in it, link both ways."""
-        conv = self.log.find_conversation(c.channel, recipient)
-        if conv is None:
-            now = self.log.clock()
-            try:
-                with self.log.transaction():
-                    self.log._insert("conversations", {
-                        "channel": c.channel, "chat_id": recipient, "citizen": self.log.pseudonym(c.channel, recipient),
-                        "state": "bot", "created_at": now, "updated_at": now, "meta": '{"source": "comment"}'})
-            except sqlite3.IntegrityError:  # the person wrote a DM at the same moment
-                pass
-            conv = self.log.find_conversation(c.channel, recipient)
-        assert conv is not None
-        author = "officer" if action.officer else "bot"
-        message = self.log.add_outbound(conv.id, action.text, author, officer=action.officer,
-                                        meta={"via": "private_reply", "comment_id": c.id})
-        self.log.mark_sent(message, message_id)
-        self.store.link_conversation(c.id, conv.id)
+        """The private reply opened a DM: its conversation gets the reply, and both are linked."""
+        self.store.open_dm(c, recipient, action.text, action.officer, message_id)
 
     def _publish(self, c: Comment, action: CommentAction, status: str) -> None:
         if self.hub is not None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import html
 import logging
+import sqlite3
 from dataclasses import replace
 from typing import Any
 
+from bot.channels.comment_unwritten import CommentsFromMemory
 from bot.channels.meta_comments import CommentChange
 from bot.comment_policy import NO_ACTION, CommentPolicy, Outcome
 from bot.handover.comments import Comment, CommentError, Comments, IncomingComment
@@ -40,6 +42,7 @@ class CommentInbound:
         self.base_url = base_url
         self._tasks: set[asyncio.Task[Any]] = set()
         self.deciding: set[int] = set()  # comment ids being triaged right now (a redelivery must not triage twice)
+        self.memory = CommentsFromMemory(self)  # emergencies answered while another process locks the database
 
     # -- before the 200 ----------------------------------------------------------------
 
@@ -47,9 +50,17 @@ class CommentInbound:
         """Store new comments (duplicates dropped) and apply changes; (what to do, comment id) for the background."""
         work: list[tuple[str, int]] = []
         for incoming in comments:
+            if self.memory.holds(incoming):
+                continue  # answered from memory already; its records are on their way
             if not incoming.own and self.store.is_bot_reply(incoming.channel, incoming.platform_id):
                 incoming = replace(incoming, own=True)
-            stored = self.store.record(incoming)
+            try:
+                stored = self.store.record(incoming)
+            except sqlite3.OperationalError as err:  # locked by another process: an emergency is answered anyway
+                if not self.memory.urgent(incoming, err):
+                    raise  # the webhook answers 503, Meta delivers it again
+                self.memory.answer(incoming)
+                continue
             if stored is None:
                 log.info("duplicate %s comment dropped", incoming.channel)
                 known = self.store.by_platform(incoming.channel, incoming.platform_id)
@@ -154,14 +165,17 @@ class CommentInbound:
         steps: list[tuple[str, str]] = []
         if outcome.hide:
             steps.append(("hide", ""))
-        if outcome.public_reply:
-            steps.append(("public_reply", outcome.public_reply))
-        private = self._private_text(outcome, decision)
+        private = self.private_text(outcome, decision)
+        if private and (self.store.has_private_reply(c.id) or self.store.thread_private_reply(c)):
+            self._link_thread(c)  # the citizen has a DM with us already: no second private reply
+            private = ""
+        if private and not self.store.private_possible(c, private):
+            private = ""
+        public = outcome.public_reply if private else outcome.public_alone  # never "we sent you a message" falsely
+        if public:
+            steps.append(("public_reply", public))
         if private:
-            if self.store.has_private_reply(c.id) or self.store.thread_private_reply(c):
-                self._link_thread(c)  # the citizen has a DM with us already: no second private reply
-            else:
-                steps.append(("private_reply", private))
+            steps.append(("private_reply", private))
         for kind, text in steps:
             try:
                 planned.append(self.store.plan(c.id, kind, text, None, priority))
@@ -169,7 +183,8 @@ class CommentInbound:
                 log.info("comment %s: %s not planned (%s)", c.id, kind, err)
         return planned
 
-    def _private_text(self, outcome: Outcome, decision: Decision | None) -> str:
+    def private_text(self, outcome: Outcome, decision: Decision | None) -> str:
+        """The private reply's text for this outcome (with the bot disclosure), or empty."""
         if not outcome.private_reply or decision is None:
             return ""
         if outcome.private_reply.startswith("from:"):
@@ -193,18 +208,48 @@ class CommentInbound:
 
     async def _after(self, c: Comment, outcome: Outcome) -> None:
         """Tell the inbox, alert officers on an emergency, wake the executor."""
-        self._publish(c)
+        self._publish(c, escalated=outcome.rule == "escalation")
         if outcome.alert and self.alerts is not None and getattr(self.alerts, "enabled", False):
-            text = (f"🚨 Notfall in einem Kommentar ({'Instagram' if c.channel == 'instagram' else 'Facebook'}). "
-                    f"Bot hat mit 110 geantwortet.\nIm Postfach: {html.escape(self.base_url, quote=False)}/inbox/kommentare/{c.id}")
-            task = asyncio.ensure_future(self.alerts.send(text, urgent=True))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self.alerts.send(self.alert_text(c.channel, c.author, c.intent, c.text, c.id), urgent=True))
         if self.executor is not None:
             await self.executor.kick()
 
-    def _publish(self, c: Comment) -> None:
+    async def written(self, comment_id: int, outcome: Outcome | None) -> None:
+        """The records of a comment answered from memory were written: tell the inbox (or triage it as usual)."""
+        if outcome is None:
+            await self.process(comment_id)
+            return
+        c = self.store.get(comment_id)
+        self._publish(c, escalated=outcome.rule == "escalation")
+        if self.executor is not None:
+            await self.executor.kick()  # a reply Meta refused for a while is retried by the executor
+
+    def spawn(self, coro: Any) -> None:
+        """Run in the background; kept until done."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def alert_text(self, channel: str, author: str, intent: str | None, text: str, comment_id: int | None) -> str:
+        """The officers' alert for an emergency comment (Telegram HTML), shaped like an emergency DM's."""
+        from bot.alerts import quote_citizen  # (bot.alerts imports the dispatcher)
+
+        esc = lambda value: html.escape(str(value), quote=False)  # noqa: E731
+        lines = ["🚨 NOTFALL in einem Kommentar",
+                 f"Kanal: {'Instagram' if channel == 'instagram' else 'Facebook'} · Bürger: {esc(author)} · "
+                 f"Grund: {esc(intent or 'emergency')}",
+                 "Der Bot antwortet öffentlich und privat mit der 110."]
+        if getattr(getattr(self.alerts, "settings", None), "alert_include_text", False) and text:
+            lines += ["Wortlaut der Person (ungeprüft, Links darin nicht öffnen):", quote_citizen(text)]
+        lines.append(f"Im Posteingang: {esc(self.base_url)}/inbox/kommentare" + (f"/{comment_id}" if comment_id else ""))
+        return "\n".join(lines)
+
+    def _publish(self, c: Comment, escalated: bool = False) -> None:
+        """Tell the inbox pages; `escalated` (an emergency just recognised) raises the alarm on every inbox page."""
         if self.hub is not None:
             from bot.web.live import INBOX  # (bot.web imports the channels)
 
-            self.hub.publish(INBOX, {"kind": "comment", "comment_id": c.id, "need": c.need})
+            data: dict[str, Any] = {"kind": "comment", "comment_id": c.id, "need": c.need}
+            if escalated:
+                data["escalated"] = True
+            self.hub.publish(INBOX, data)

@@ -28,12 +28,13 @@ from typing import Any
 import aiohttp
 
 from bot.channels.meta_send import LABELS, RATE_LIMIT_CODES, TRANSIENT_CODES
+from bot.handover.comment_rows import PRIVATE_TEXT_MAX, private_too_long
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=3)
-MAX_PRIVATE_TEXT = {"instagram": 1000, "messenger": 2000}  # one message only: a private reply cannot be split
+MAX_PRIVATE_TEXT = PRIVATE_TEXT_MAX  # one message only: a private reply cannot be split, and is never cut
 MAX_PAGES = 20  # comments() follows `paging.next` at most this often
 GONE = (100, 33)  # "Object with ID ... does not exist, cannot be loaded due to missing permissions, or does not support this operation"
 OUTSIDE_WINDOW = (10, 2018278)  # "This message is sent outside of allowed window": also Meta's answer to a second private reply
@@ -113,16 +114,6 @@ def classify(status: int, body: Any, headers: Any, label: str, private: bool = F
     return CommentApiError(message, True, f"Nicht möglich: {label} lehnt das ab: {message} ({ref}).", **args)
 
 
-def fit_private(text: str, limit: int) -> str:
-    """A private reply is one message: cut at a paragraph, line or word to `limit` characters (with "…")."""
-    text = text.strip()
-    if len(text) <= limit:
-        return text
-    window = text[: limit - 1]
-    cut = max(window.rfind("\n\n"), window.rfind("\n"), window.rfind(" "))
-    return window[: cut if cut > limit // 2 else limit - 1].rstrip() + "…"
-
-
 class GraphComments:
     """The comment calls of the Graph API for Instagram and the Facebook Page (channel "messenger")."""
 
@@ -150,7 +141,10 @@ class GraphComments:
     async def reply_private(self, channel: str, comment_id: str, text: str) -> tuple[str, str]:
         """The one private reply to the comment's author: (recipient_id, message_id); the DM's chat id is recipient_id."""
         account = self.accounts[channel][0]
-        body = {"recipient": {"comment_id": comment_id}, "message": {"text": fit_private(text, MAX_PRIVATE_TEXT[channel])}}
+        too_long = private_too_long(channel, text.strip())
+        if too_long:  # never cut: the transcript must show what Meta got
+            raise CommentApiError("private reply too long", True, f"Nicht gesendet: {too_long}")
+        body = {"recipient": {"comment_id": comment_id}, "message": {"text": text.strip()}}
         data = await self._call(channel, "POST", f"{account}/messages", json_body=body, private=True)
         return str(data.get("recipient_id") or ""), str(data.get("message_id") or "")
 

@@ -144,7 +144,9 @@ class MetaChannel(BackgroundTasks):
         ):
             if msg.platform_id == echo.mid or (echo.text and echo.text in split_text(msg.text)):
                 return True
-        return False
+        # a comment's private reply: its echo may come before the executor writes it into this DM
+        return bool(echo.text and self.comments is not None
+                    and self.comments.store.private_reply_in_flight(echo.channel, echo.text, recent))
 
 
 

@@ -39,11 +39,14 @@ class CommentChange:
     at: str | None = None
 
 
-def _obj(value: Any) -> dict[str, Any]:
+# The two readers of Meta's JSON, shared with bot/channels/meta_webhook.py (it imports this module).
+def json_obj(value: Any) -> dict[str, Any]:
+    """`value` if it is a JSON object, else an empty one: Meta's fields are trusted for nothing but their type."""
     return value if isinstance(value, dict) else {}
 
 
-def _str(value: Any) -> str:
+def json_str(value: Any) -> str:
+    """A JSON string or number as storable text (lone surrogates replaced); lists, objects, null as empty."""
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         return ""
     return str(value).encode("utf-8", "replace").decode("utf-8")
@@ -71,43 +74,43 @@ def comment_kind(text: str) -> str:
 
 
 def _instagram(entry_id: str, value: dict[str, Any], field: str, at: str | None) -> IncomingComment | None:
-    comment_id, author = _str(value.get("id")), _obj(value.get("from"))
-    media = _obj(value.get("media"))
-    author_id = _str(author.get("id"))
-    if not comment_id or not author_id or not _str(media.get("id")):
+    comment_id, author = json_str(value.get("id")), json_obj(value.get("from"))
+    media = json_obj(value.get("media"))
+    author_id = json_str(author.get("id"))
+    if not comment_id or not author_id or not json_str(media.get("id")):
         return None
-    text = _str(value.get("text")).strip()
-    meta = {"field": field, "media_product_type": _str(media.get("media_product_type"))}
+    text = json_str(value.get("text")).strip()
+    meta = {"field": field, "media_product_type": json_str(media.get("media_product_type"))}
     return IncomingComment(
-        "instagram", comment_id, _str(media.get("id")), author_id, text, _str(author.get("username")),
-        comment_kind(text), _str(value.get("parent_id")) or None, at, None, None, author_id == entry_id, meta,
+        "instagram", comment_id, json_str(media.get("id")), author_id, text, json_str(author.get("username")),
+        comment_kind(text), json_str(value.get("parent_id")) or None, at, None, None, author_id == entry_id, meta,
     )
 
 
 def _facebook(entry_id: str, value: dict[str, Any], at: str | None) -> IncomingComment | CommentChange | None:
-    comment_id, post_id = _str(value.get("comment_id")), _str(value.get("post_id"))
+    comment_id, post_id = json_str(value.get("comment_id")), json_str(value.get("post_id"))
     if not comment_id:
         return None
-    verb = _str(value.get("verb")) or "add"
-    text = _str(value.get("message")).strip()
-    has_media = bool(_str(value.get("photo")) or _str(value.get("video")))
+    verb = json_str(value.get("verb")) or "add"
+    text = json_str(value.get("message")).strip()
+    has_media = bool(json_str(value.get("photo")) or json_str(value.get("video")))
     kind = comment_kind(text)
     created = _seconds(value.get("created_time")) or at
     if verb != "add":
         change = EDIT_VERBS.get(verb)
         return CommentChange("messenger", comment_id, change, text, kind, created) if change else None
-    author = _obj(value.get("from"))
-    author_id = _str(author.get("id"))
+    author = json_obj(value.get("from"))
+    author_id = json_str(author.get("id"))
     if not post_id or not author_id:
         return None
-    parent = _str(value.get("parent_id"))
-    post = _obj(value.get("post"))
+    parent = json_str(value.get("parent_id"))
+    post = json_obj(value.get("post"))
     meta = {"field": "feed"}
     if has_media:
-        meta["media"] = "photo" if _str(value.get("photo")) else "video"
+        meta["media"] = "photo" if json_str(value.get("photo")) else "video"
     return IncomingComment(
-        "messenger", comment_id, post_id, author_id, text, _str(author.get("name")), kind,
-        parent if parent and parent != post_id else None, created, _str(post.get("permalink_url")) or None,
+        "messenger", comment_id, post_id, author_id, text, json_str(author.get("name")), kind,
+        parent if parent and parent != post_id else None, created, json_str(post.get("permalink_url")) or None,
         None, author_id == entry_id, meta,
     )
 
@@ -117,16 +120,16 @@ def parse_changes(channel: str, entry: dict[str, Any]) -> tuple[list[IncomingCom
     comments: list[IncomingComment] = []
     changes: list[CommentChange] = []
     ignored = 0
-    entry_id = _str(entry.get("id"))
+    entry_id = json_str(entry.get("id"))
     at = _seconds(entry.get("time"))
     items = entry.get("changes")
     for change in items if isinstance(items, list) else []:
-        change = _obj(change)
-        field, value = _str(change.get("field")), _obj(change.get("value"))
+        change = json_obj(change)
+        field, value = json_str(change.get("field")), json_obj(change.get("value"))
         item: IncomingComment | CommentChange | None = None
         if channel == "instagram" and field in IG_FIELDS:
             item = _instagram(entry_id, value, field, at)
-        elif channel == "messenger" and field == "feed" and _str(value.get("item")) == "comment":
+        elif channel == "messenger" and field == "feed" and json_str(value.get("item")) == "comment":
             item = _facebook(entry_id, value, at)
         if isinstance(item, IncomingComment):
             comments.append(item)

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bot.channels.meta_comments import CommentChange, parse_changes
+from bot.channels.meta_comments import json_obj as _obj, json_str as _str  # (Meta's JSON, read the same way)
 from bot.handover import Inbound
 from bot.handover.comments import IncomingComment
 
@@ -65,18 +66,6 @@ class Parsed:
     ignored: int = 0  # reads, deliveries, reactions, unsends, unknown events
     comments: list[IncomingComment] = field(default_factory=list)  # comments under posts (bot/channels/meta_comments.py)
     comment_changes: list[CommentChange] = field(default_factory=list)  # their edits, removals, hides
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    """`value` if it is a JSON object, else an empty one: Meta's fields are trusted for nothing but their type."""
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: Any) -> str:
-    """A JSON string or number as storable text (lone surrogates replaced); lists, objects, null as empty."""
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        return ""
-    return str(value).encode("utf-8", "replace").decode("utf-8")
 
 
 def _iso(timestamp: Any) -> str | None:

@@ -1,57 +1,34 @@
-"""Comments under the police's posts in the inbox: across posts and per post, sorted by need, and what officers do.
+"""Comments under the police's posts in the inbox: across posts and per post, sorted by need (the pages).
 
 Officers see emergencies first, then questions and invitations to a DM, then abuse to review, then
 the rest; for each comment its post, its author (pseudonym and public name), what the bot did with
 it (and Meta's error if that failed), the evidence kept and how often the same author was abusive.
-Actions are planned in the comment store (bot/handover/comments.py) and carried out by the comment
-executor (bot/channels/comment_executor.py); this module never talks to Meta itself.
+What officers do with a comment is in bot/web/comment_actions.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from aiohttp import web
 
 from bot.handover.comments import CommentError, Comments
 from bot.web.auth import officer
-from bot.web.keys import COMMENTS, HUB, SERVICES
-from bot.web.live import INBOX
+from bot.web.comment_actions import MAX_REPLY, comment_action, comment_store, find_comment, private_max, private_reason
 from bot.web.render import render
 
+__all__ = ["add_comments_routes", "build_row", "build_rows", "comment_links", "comment_store", "private_reason"]
+
 PAGE_SIZE = 50
-MAX_REPLY = 2000  # characters; Instagram allows 2,200 in a comment, Messenger 2,000 in a message
 NEEDS: dict[int, tuple[str, str]] = {  # need -> (css class, section heading)
     0: ("emergency", "🚨 Notfälle"),
     1: ("question", "❓ Fragen und Einladungen in den Chat"),
     2: ("abuse", "🛡️ Beleidigungen und Hass prüfen"),
     3: ("listed", "📋 Zur Kenntnis"),
-    9: ("none", "Nichts zu tun (eigene Kommentare, Dank, Grüße)"),
+    9: ("none", "Nichts zu tun (erledigt, eigene Kommentare, Dank, Grüße)"),
 }
 SECTIONS = (0, 1, 2, 3)  # shown open; need 9 is folded away
-ALREADY_PRIVATE = "Auf diesen Kommentar wurde schon privat geantwortet."
-WINDOW_PASSED = "Älter als 7 Tage: eine private Antwort ist nicht mehr möglich."
-GONE = "Der Kommentar wurde gelöscht."
-OWN = "Das ist ein eigener Kommentar."
-UNKNOWN = "Ob die private Antwort angekommen ist, ist unklar. Bitte in der App prüfen; ein zweites Mal geht nicht."
-
-
-def comment_store(app: web.Application) -> Comments:
-    """The comment store: the Meta channel's (with its executor) or one on the handover log."""
-    wired = _wired(app)
-    return wired.store if wired is not None else Comments(app[SERVICES].handover)
-
-
-def _wired(app: web.Application) -> Any:
-    return app.get(COMMENTS)  # set only when a Meta channel is configured
-
-
-async def _kick(app: web.Application) -> None:
-    """Wake the executor so a planned action goes out now, not at its next round."""
-    wired = _wired(app)
-    if wired is not None and getattr(wired, "executor", None) is not None:
-        await wired.executor.kick()
 
 
 @dataclass(frozen=True)
@@ -92,6 +69,16 @@ class Row:
     def gone(self) -> bool:
         return bool(self.comment.deleted or self.comment.removed_at)
 
+    @property
+    def reviewed(self) -> dict[str, Any] | None:
+        """Who marked this abusive comment as seen and done (None: not marked)."""
+        return self.comment.reviewed if self.comment.policy == "abuse" else None
+
+    @property
+    def reviewable(self) -> bool:
+        """An abusive comment still to review: it can be marked as seen and done."""
+        return self.comment.policy == "abuse" and self.reviewed is None
+
 
 def _actions(store: Comments, comment_id: int) -> list[Any]:
     return list(store.actions(comment_id))
@@ -102,18 +89,21 @@ def _evidence(store: Comments, comment_id: int) -> list[Any]:
     return list(reversed(store.evidence(comment_id)))
 
 
-def private_reason(comment: Any, actions: list[Any], window_open: bool) -> str | None:
-    """Why an officer cannot answer this comment privately (None: they can)."""
-    if comment.own:
-        return OWN
-    if comment.deleted or comment.removed_at:
-        return GONE
-    sent = [a for a in actions if a.kind == "private_reply" and a.status != "failed"]
-    if sent:
-        return UNKNOWN if sent[-1].status == "unknown" else ALREADY_PRIVATE
-    if not window_open:
-        return WINDOW_PASSED
-    return None
+def build_rows(store: Comments, comments: list[Any], posts: dict[int, Any]) -> list[Row]:
+    """Rows for many comments with one query each for their posts, actions, evidence and repeat authors."""
+    ids = [c.id for c in comments]
+    missing = [c.post_id for c in comments if c.post_id is not None and c.post_id not in posts]
+    posts.update(store.posts(missing) if missing else {})
+    actions = store.actions_by_comment(ids)
+    evidence = store.evidence_by_comment(ids)
+    abusive = [(c.channel, c.author) for c in comments if c.author and c.policy == "abuse"]
+    repeats = store.author_counts(abusive) if abusive else {}
+    rows = []
+    for c in comments:
+        window_open = bool(store.private_window_open(c))  # by the log's clock
+        rows.append(Row(c, posts.get(c.post_id), actions[c.id], evidence[c.id][::-1], repeats.get((c.channel, c.author), 0),
+                        window_open, private_reason(c, actions[c.id], window_open)))
+    return rows
 
 
 def build_row(store: Comments, comment: Any, posts: dict[int, Any] | None = None) -> Row:
@@ -153,19 +143,20 @@ def _list_context(request: web.Request) -> dict[str, Any]:
         except (LookupError, ValueError, CommentError):
             raise web.HTTPNotFound(text="Diesen Beitrag gibt es nicht (mehr).") from None
         posts[post_id] = post
-    sections = []
+    listed: list[tuple[int, list[Any]]] = []
     more = False
     for need in (*SECTIONS, 9):
         found = store.list(post_id=post_id, need=need, limit=PAGE_SIZE + 1, offset=(page - 1) * PAGE_SIZE)
         more = more or len(found) > PAGE_SIZE
-        rows = [build_row(store, c, posts) for c in found[:PAGE_SIZE]]
-        sections.append((need, NEEDS[need][0], NEEDS[need][1], rows))
+        listed.append((need, found[:PAGE_SIZE]))
+    rows = iter(build_rows(store, [c for _, found in listed for c in found], posts))
+    sections = [(need, NEEDS[need][0], NEEDS[need][1], [next(rows) for _ in found]) for need, found in listed]
     base = f"/inbox/kommentare/post/{post_id}" if post_id is not None else "/inbox/kommentare"
     return {
         "sections": sections,
         "post": post,
         "overview": store.posts_overview() if post_id is None else [],
-        "undecided": len(store.undecided()),
+        "undecided": store.count_undecided(),
         "page": page,
         "more": more,
         "base": base,
@@ -188,21 +179,13 @@ def safe_url(url: str | None) -> str | None:
     return url if url and url.startswith("https://") else None
 
 
-def _comment(request: web.Request) -> tuple[Comments, Any]:
-    store = comment_store(request.app)
-    try:
-        return store, store.get(int(request.match_info["id"]))
-    except (LookupError, ValueError, CommentError):
-        raise web.HTTPNotFound(text="Diesen Kommentar gibt es nicht (mehr).") from None
-
-
 def _one_context(request: web.Request) -> dict[str, Any]:
-    store, comment = _comment(request)
+    store, comment = find_comment(request)
     row = build_row(store, comment)
     parent = store.by_platform(comment.channel, comment.parent_platform_id) if comment.parent_platform_id else None
     return {"row": row, "c": comment, "parent": parent, "session": officer(request), "safe_url": safe_url,
             "kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS, "back": f"/inbox/kommentare/{comment.id}",
-            "max_reply": MAX_REPLY}
+            "max_reply": MAX_REPLY, "max_private": private_max(comment)}
 
 
 async def comments_page(request: web.Request) -> web.Response:
@@ -228,97 +211,6 @@ async def comment_fragment(request: web.Request) -> web.Response:
 
 def _query(page: int) -> str:
     return f"?seite={page}" if page > 1 else ""
-
-
-def _back(form: Any, comment_id: int) -> web.HTTPSeeOther:
-    """Back to the page the officer came from (only comment pages), else to the comment."""
-    target = str(form.get("back", ""))
-    if not (target.startswith("/inbox/kommentare") and "//" not in target and "\\" not in target):
-        target = f"/inbox/kommentare/{comment_id}"
-    return web.HTTPSeeOther(target + ("" if "#" in target or "?" in target else f"#k{comment_id}"))
-
-
-def _text(form: Any) -> str:
-    text = str(form.get("text", "")).strip()
-    if not text:
-        raise web.HTTPBadRequest(text="Bitte schreib eine Antwort.")
-    if len(text) > MAX_REPLY:
-        raise web.HTTPBadRequest(text=f"Die Antwort ist zu lang (höchstens {MAX_REPLY} Zeichen).")
-    return text
-
-
-def _priority(comment: Any) -> int:
-    return 0 if comment.need == 0 else 5
-
-
-Action = Callable[[Comments, Any, str, Any], None]
-
-
-def _reply_public(store: Comments, comment: Any, who: str, form: Any) -> None:
-    store.plan(comment.id, "public_reply", _text(form), officer=who, priority=_priority(comment))
-
-
-def _reply_private(store: Comments, comment: Any, who: str, form: Any) -> None:
-    text = _text(form)
-    reason = private_reason(comment, _actions(store, comment.id), bool(store.private_window_open(comment)))
-    if reason:
-        raise CommentError(reason)
-    store.plan(comment.id, "private_reply", text, officer=who, priority=_priority(comment))
-
-
-def _hide(store: Comments, comment: Any, who: str, form: Any) -> None:
-    store.plan(comment.id, "hide", officer=who, priority=_priority(comment))
-
-
-def _unhide(store: Comments, comment: Any, who: str, form: Any) -> None:
-    store.plan(comment.id, "unhide", officer=who, priority=_priority(comment))
-
-
-def _delete(store: Comments, comment: Any, who: str, form: Any) -> None:
-    if str(form.get("confirm", "")) != "ja":
-        raise web.HTTPBadRequest(text="Bitte bestätige das Löschen (Häkchen setzen).")
-    store.plan(comment.id, "delete", officer=who, priority=_priority(comment))
-
-
-def _keep(store: Comments, comment: Any, who: str, form: Any) -> None:
-    store.capture_evidence(comment.id, who)
-
-
-def _complaint(store: Comments, comment: Any, who: str, form: Any) -> None:
-    store.mark_complaint(comment.id, who)  # captures the evidence first if there is none
-
-
-def _release(store: Comments, comment: Any, who: str, form: Any) -> None:
-    try:
-        evidence_id = int(str(form.get("evidence_id", "")))
-    except ValueError:
-        raise web.HTTPBadRequest(text="Welcher Beweis? (evidence_id fehlt)") from None
-    if evidence_id not in {e.id for e in _evidence(store, comment.id)}:
-        raise web.HTTPBadRequest(text="Dieser Beweis gehört nicht zu diesem Kommentar.")
-    store.release(evidence_id, who)
-
-
-ACTIONS: dict[str, Action] = {
-    "reply-public": _reply_public, "reply-private": _reply_private, "hide": _hide, "unhide": _unhide,
-    "delete": _delete, "evidence": _keep, "complaint": _complaint, "release": _release,
-}
-
-
-async def comment_action(request: web.Request) -> web.Response:
-    """Carry out one officer action on a comment; a refused one (409) says why."""
-    action = ACTIONS.get(request.match_info["action"])
-    if action is None:
-        raise web.HTTPNotFound(text="Diese Aktion gibt es nicht.")
-    store, comment = _comment(request)
-    form = await request.post()
-    try:
-        action(store, comment, officer(request).officer, form)
-    except CommentError as err:
-        raise web.HTTPConflict(text=str(err)) from None
-    await _kick(request.app)
-    changed = store.get(comment.id)
-    request.app[HUB].publish(INBOX, {"kind": "comment", "comment_id": changed.id, "need": changed.need})
-    raise _back(form, comment.id)
 
 
 def comment_links(request: web.Request, conversation_id: int) -> list[Any]:
