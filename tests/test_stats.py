@@ -393,6 +393,24 @@ def test_comment_retention_leaves_the_figures_in_place(small_log: Any) -> None:
     assert compute(log, PERIOD, DUTY, now=AFTER).comment_outcomes[date(2026, 11, 2)] == {"hidden": 1, "public_110": 1, "private": 1}
 
 
+def test_a_comment_kept_for_a_complaint_still_counts_once_when_it_is_hidden_after_retention(small_log: Any) -> None:
+    log, clock = small_log
+    store = _comments(log, clock)
+    question = store.by_platform("messenger", "c3")  # Monday, answered privately
+    assert question is not None
+    store.mark_complaint(question.id, "anna")
+    clock.at(30, 12)
+    purge_expired(log, retention_days=1, now=datetime(2026, 11, 30, 12, tzinfo=timezone.utc))
+    assert store.get(question.id).text == "" and all(a.text == "" for a in store.actions(question.id))  # no personal text left
+    store.record_hidden("messenger", "c3", True)  # an officer hides it in Meta's app
+    monday = date(2026, 11, 2)
+    assert compute(log, PERIOD, DUTY, now=AFTER).comment_outcomes[monday] == {"hidden": 2, "public_110": 1}
+    assert not log.db.execute("SELECT * FROM stats_days_comments WHERE n < 0").fetchall()
+    assert ensure_zone(log.db, "Asia/Tokyo")  # a rebuild counts the kept comment once
+    tables = _tables(log)["stats_days_comments"]
+    assert sum(tables.values()) == 7 and min(tables.values()) > 0
+
+
 def test_another_time_zone_after_retention_keeps_the_purged_days(small_log: Any) -> None:
     log, clock = small_log
     _comments(log, clock)

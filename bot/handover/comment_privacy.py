@@ -3,7 +3,8 @@
 A citizen's comments are found by their pseudonym (the same as their DM conversations': both come
 from `log.pseudonym(channel, platform user id)`). Evidence marked for a criminal complaint and not
 released is kept past a deletion and past retention; its comment row stays, emptied (no text, no
-platform user id), so the evidence keeps its link. The export says which evidence is kept and why.
+platform user id), so the evidence keeps its link, and so do its sent replies, emptied (the dashboard's
+figures depend on them). The export says which evidence is kept and why.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ KEPT = "complaint = 1 AND released_at IS NULL"
 KEPT_NOTE = ("Beweise, die für eine Strafanzeige markiert sind, bleiben gespeichert, bis ein Beamter sie freigibt "
              "(auch nach einer Löschung und nach der Aufbewahrungsfrist).")
 SCRUB = "text = '', author_id = NULL, author_name = '', meta = '{}', conversation_id = NULL"
+SENT_REPLY = "status = 'sent' AND kind IN ('public_reply', 'private_reply')"
+SCRUB_REPLY = "text = '', error = NULL"
 
 
 def _rows(log_: HandoverLog, sql: str, args: list[Any]) -> list[dict[str, Any]]:
@@ -60,8 +63,11 @@ def _erase(log_: HandoverLog, ids_sql: str, args: list[Any]) -> dict[str, int]:
     if kept:
         keep_marks = ",".join("?" * len(kept))
         log_.db.execute(f"UPDATE comments SET {SCRUB} WHERE id IN ({keep_marks})", kept)
+        # a sent reply stays, emptied: what happened to the comment (the dashboard's outcome) must not change
+        # while retention pauses the per-day counts (bot/handover/stats_tables.py), or a later change moves it wrongly
+        log_.db.execute(f"UPDATE comment_actions SET {SCRUB_REPLY} WHERE comment_id IN ({keep_marks}) AND {SENT_REPLY}", kept)
         actions += log_.db.execute(f"DELETE FROM comment_actions WHERE comment_id IN ({keep_marks}) AND NOT (status = 'pending' "
-                                   "AND kind IN ('hide', 'delete'))",  # a hide still goes out; no reply does
+                                   f"AND kind IN ('hide', 'delete')) AND NOT ({SENT_REPLY})",  # a hide still goes out; no reply does
                                    kept).rowcount
     if gone:
         gone_marks = ",".join("?" * len(gone))

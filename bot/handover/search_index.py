@@ -88,6 +88,14 @@ async def _forget_runs(log: HandoverLog, then: Callable[[HandoverLog], Any] | No
             return
 
 
+async def stop_rewrite(log: HandoverLog) -> None:
+    """Cancel the log's background rewrite, if one runs, before the log closes (the next deletion or retention run redoes it)."""
+    task = _RUNS.get(log)
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait([task])  # (a step is one statement: it stops between two)
+
+
 def forget_deleted_soon(log: HandoverLog, then: Callable[[HandoverLog], Any] | None = None) -> asyncio.Task[None] | None:
     """Rewrite the indexes without deleted entries: in steps in the background on a running event loop, else at once.
 

@@ -13,6 +13,7 @@ from bot.channels.instagram import add_instagram_routes
 from bot.channels.mastodon import mastodon_ctx, start_mastodon
 from bot.channels.telegram_app import add_telegram_routes, start_telegram, telegram_ctx
 from bot.channels.x import add_x_routes
+from bot.handover.search_index import stop_rewrite
 from bot.nlu_workers import NluSupervisor
 from bot.services import Services
 from bot.settings import Settings
@@ -24,6 +25,7 @@ from bot.web.keys import SERVICES
 from bot.web.metrics import add_metrics_routes, channels_status
 from bot.web.storage_errors import storage_errors
 from bot.web.stats import add_stats_routes
+from bot.web.stats_reader import READER
 from bot.web.textblocks import add_textblock_routes
 from bot.web.render import STATIC
 from bot.web.resources import close_streams, inbox_resources
@@ -114,7 +116,10 @@ def create_app(settings: Settings, services: Services | None = None, load_model:
         if supervisor is not None:
             await supervisor.stop()
             app[SERVICES].triage.parser = None
+        if READER in app:  # the dashboard's connection, before the log (on_cleanup would run after this)
+            app[READER].close()
         if own:
+            await stop_rewrite(app[SERVICES].handover)  # a search index rewrite would step on a closed log
             app[SERVICES].handover.close()
 
     app.cleanup_ctx.append(lifecycle)

@@ -66,7 +66,7 @@ READER = web.AppKey("stats_reader", StatsReader)
 
 
 def add_reader(app: web.Application) -> None:
-    """Give the app its dashboard worker, closed with the app."""
+    """Give the app its dashboard worker, closed with the app (create_app's lifecycle closes it first, before the log)."""
     reader = app[READER] = StatsReader()
 
     async def close(_: web.Application) -> None:
