@@ -157,13 +157,18 @@ def signed_headers(target: Target, path: str, body: bytes, how: str) -> dict[str
     return {"X-Hub-Signature-256": sign(secret, body)} if secret else {}
 
 
+REDELIVERIES = 3  # a platform delivers a webhook again when the connection drops or the answer is 429/5xx
+
+
 class Emergencies:
     """Real emergency DMs (Instagram, X, Telegram in turn) during the fuzzing, timed until the 110 reply arrives."""
 
     def __init__(self, target: Target, every: float, deadline: float) -> None:
         self.target, self.every, self.deadline = target, every, deadline
         self.latency: dict[str, list[float]] = {"instagram": [], "x": [], "telegram": []}
-        self.missed: Counter[str] = Counter()
+        self.missed: Counter[str] = Counter()  # delivered, but no 110 reply within the deadline
+        self.undelivered: Counter[str] = Counter()  # the webhook could not be reached even after redeliveries
+        self.redelivered = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fuzz-emergencies", daemon=True)
         self._numbers = itertools.count(1)
@@ -176,6 +181,18 @@ class Emergencies:
         self._stop.set()
         self._thread.join(self.deadline + 30)
 
+    def _deliver(self, path: str, body: bytes, headers: dict[str, str]) -> None:
+        """POST like the platforms do: a dropped connection, a 429 or a 5xx is delivered again (a few times, quickly)."""
+        for attempt in range(REDELIVERIES + 1):
+            try:
+                if self.target.post(path, body, headers) < 429 or attempt == REDELIVERIES:
+                    return
+            except OSError:
+                if attempt == REDELIVERIES:
+                    raise
+            self.redelivered += 1
+            time.sleep(0.2)
+
     def _send(self, channel: str, n: int) -> Callable[[], bool]:
         """Send emergency number n on `channel`; return a check for its 110 reply."""
         t, text = self.target, EMERGENCIES[n % len(EMERGENCIES)]
@@ -185,7 +202,7 @@ class Emergencies:
             body = json.dumps({"object": "instagram", "entry": [{"id": ACCOUNT, "time": int(time.time() * 1000), "messaging": [
                 {"sender": {"id": user}, "recipient": {"id": ACCOUNT}, "timestamp": int(time.time() * 1000),
                  "message": {"mid": f"fuzz-emergency-{n}", "text": text}}]}]}).encode()
-            t.post("/instagram/webhook", body, signed_headers(t, "/instagram/webhook", body, "ok"))
+            self._deliver("/instagram/webhook", body, signed_headers(t, "/instagram/webhook", body, "ok"))
             return lambda: any(c.recipient == user and "110" in c.text for c in list(t.graph.calls))
         if channel == "x":
             user = str(1_600_000_000_000_000_000 + n)
@@ -193,14 +210,14 @@ class Emergencies:
             event = {"type": "message_create", "id": str(1_700_000_000_000_000_000 + n), "created_timestamp": str(int(time.time() * 1000)),
                      "message_create": {"target": {"recipient_id": X_ACCOUNT}, "sender_id": user, "message_data": {"text": text}}}
             body = json.dumps({"for_user_id": X_ACCOUNT, "direct_message_events": [event]}).encode()
-            t.post("/x/webhook", body, signed_headers(t, "/x/webhook", body, "ok"))
+            self._deliver("/x/webhook", body, signed_headers(t, "/x/webhook", body, "ok"))
             return lambda: any(c.participant == user and c.status == 201 and "110" in c.text for c in list(t.xapi.calls))
         chat = 880_000_000 + n
         t.emergency_chats.add(str(chat))
         update = {"update_id": 800_000_000 + n, "message": {"message_id": 1, "date": int(time.time()), "text": text,
                   "chat": {"id": chat, "type": "private"}, "from": {"id": chat, "is_bot": False, "first_name": "B"}}}
         body = json.dumps(update).encode()
-        t.post("/telegram/webhook", body, signed_headers(t, "/telegram/webhook", body, "ok"))
+        self._deliver("/telegram/webhook", body, signed_headers(t, "/telegram/webhook", body, "ok"))
         return lambda: any("110" in str(p.get("plain", "")) for p in t.bot_api.sent(chat))
 
     def _run(self) -> None:
@@ -212,7 +229,7 @@ class Emergencies:
             try:
                 answered = self._send(channel, n)
             except OSError:
-                self.missed[channel] += 1
+                self.undelivered[channel] += 1
                 continue
             while not answered() and time.perf_counter() - started < self.deadline:
                 time.sleep(0.01)
@@ -223,7 +240,9 @@ class Emergencies:
 
     def late(self) -> list[str]:
         """Emergencies that got no 110 reply within the deadline, by channel."""
-        return [f"{channel}: {n} without a 110 reply within {self.deadline:g} s" for channel, n in self.missed.items() if n]
+        return ([f"{channel}: {n} without a 110 reply within {self.deadline:g} s" for channel, n in self.missed.items() if n]
+                + [f"{channel}: {n} not delivered (connection refused or reset {REDELIVERIES + 1} times)"
+                   for channel, n in self.undelivered.items() if n])
 
 
 class FuzzFailure(AssertionError):
