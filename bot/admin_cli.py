@@ -60,7 +60,7 @@ def read_password(stdin: TextIO) -> str:
 
 async def run_admin(args: argparse.Namespace, settings: Settings, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
     """Run one admin command against the handover log; errors go to stderr with exit code 1."""
-    log = HandoverLog.open(settings.database_path, settings.pseudonym_key, busy_ms=CLI_BUSY_MS)
+    log = HandoverLog.open(settings.database, settings.pseudonym_key, busy_ms=CLI_BUSY_MS)
     try:
         if args.command == "officers":
             _officers(log, args, stdin, stdout)

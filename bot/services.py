@@ -61,7 +61,7 @@ class Services:
     def build(cls, settings: Settings) -> "Services":
         """Open the handover log and wire the dispatcher; the web chat is always a channel."""
         triage = build_triage(settings)
-        handover = HandoverLog.open(settings.database_path, settings.pseudonym_key)
+        handover = HandoverLog.open(settings.database, settings.pseudonym_key)
         if ensure_zone(handover.db, str(triage.duty.zone)):  # TIMEZONE changed: the dashboard's days, once, before serving
             log.info("dashboard figures rebuilt for TIMEZONE %s", triage.duty.zone)
         dispatcher = Dispatcher(handover, triage, {"webchat": LogOnlySender()}, settings.disclosure_pause_hours,

@@ -77,6 +77,7 @@ class Settings:
     """Everything the bot can be configured with. See README.md, section Settings."""
 
     database_path: Path = ROOT / "var" / "streife.sqlite3"
+    database_url: str = ""  # postgresql://... : the log in PostgreSQL, shared by several instances (else SQLite at database_path)
     model_path: Path = ROOT / "models" / "nlu.tar.gz"
     data_dir: Path = ROOT / "data"
     web_host: str = "127.0.0.1"
@@ -139,6 +140,7 @@ class Settings:
         get = lambda key, default="": env.get(key, "").strip() or default  # noqa: E731
         settings = cls(
             database_path=_path(env, "DATABASE_PATH", cls.database_path),
+            database_url=get("DATABASE_URL"),
             model_path=_path(env, "MODEL_PATH", cls.model_path),
             data_dir=_path(env, "DATA_DIR", cls.data_dir),
             web_host=get("WEB_HOST", cls.web_host),
@@ -197,6 +199,8 @@ class Settings:
 
     def validate(self) -> None:
         """Raise SettingsError for values that cannot work."""
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError("DATABASE_URL must start with postgresql:// (leave it empty for SQLite at DATABASE_PATH)")
         if not 0 < self.web_port < 65536:
             raise SettingsError(f"WEB_PORT must be between 1 and 65535, got {self.web_port}")
         for name in ("confidence_threshold", "escalation_threshold", "check_threshold"):
@@ -229,6 +233,11 @@ class Settings:
         from bot.duty import DutyHours  # local import: duty imports nothing from here
 
         DutyHours.parse(self.duty_hours, self.timezone)
+
+    @property
+    def database(self) -> str | Path:
+        """Where the handover log lives: the PostgreSQL URL when set, else the SQLite file."""
+        return self.database_url or self.database_path
 
     @property
     def web_base_url(self) -> str:

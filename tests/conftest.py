@@ -27,6 +27,7 @@ from bot.settings import ROOT, Settings  # noqa: E402
 from bot.triage import Triage  # noqa: E402
 from bot.nlu_client import NluClient  # noqa: E402
 from bot.triage import Parser  # noqa: E402
+from tests.pg import PgServer, pg_server, pg_url  # noqa: E402,F401  (fixtures: a PostgreSQL server of our own)
 
 DATA = ROOT / "data"
 MODEL = ROOT / "models" / "nlu.tar.gz"
@@ -101,6 +102,45 @@ def triage_model(responses: Responses, safety_net: SafetyNet, nlu_worker_socket:
     return triage
 
 
+# STREIFE_TEST_BACKEND=postgresql runs the handover log's suites on PostgreSQL (make test does, for
+# POSTGRES_SUITES): every log the tests open, by path or ":memory:", is a database on a server of our own.
+BACKEND = os.environ.get("STREIFE_TEST_BACKEND", "sqlite")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if BACKEND == "postgresql":
+        skip = pytest.mark.skip(reason="about SQLite itself (files, locks, WAL or old files' migrations)")
+        for item in items:
+            if item.get_closest_marker("sqlite_only"):
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _log_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str] | None:
+    """On PostgreSQL: SQLite path -> database URL for the logs this test opens (None on SQLite)."""
+    if BACKEND != "postgresql":
+        return None
+    server: PgServer = request.getfixturevalue("pg_server")
+    opened: dict[str, str] = {}
+    sqlite_open = HandoverLog.open.__func__  # type: ignore[attr-defined]
+
+    def open_on_postgres(cls: type[HandoverLog], path: Path | str, *args: object, **kwargs: object) -> HandoverLog:
+        key = str(path)
+        if key.startswith("postgresql://"):
+            url = key
+        elif key == ":memory:" or key not in opened:
+            url = server.create_database(f"t{os.getpid()}_{len(opened)}_{abs(hash((request.node.nodeid, key))) % 10**8}")
+            if key != ":memory:":
+                opened[key] = url
+        else:
+            url = opened[key]
+        return sqlite_open(cls, url, *args, **kwargs)
+
+    monkeypatch.setattr(HandoverLog, "open", classmethod(open_on_postgres))
+    request.node._pg_server = server
+    return opened
+
+
 @pytest.fixture
 def handover() -> HandoverLog:
     log = HandoverLog.open(":memory:")
@@ -109,6 +149,10 @@ def handover() -> HandoverLog:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings as a newcomer has them, with the database in a temporary folder."""
-    return Settings.from_env({"DATABASE_PATH": str(tmp_path / "streife.sqlite3"), "WEB_PORT": "8080"}, dotenv=tmp_path / "none.env")
+def settings(tmp_path: Path, _log_backend: dict[str, str] | None, request: pytest.FixtureRequest) -> Settings:
+    """Settings as a newcomer has them, with the database in a temporary folder (or on our PostgreSQL)."""
+    env = {"DATABASE_PATH": str(tmp_path / "streife.sqlite3"), "WEB_PORT": "8080"}
+    if _log_backend is not None:  # the same database for this process and the commands a test runs
+        env["DATABASE_URL"] = request.node._pg_server.create_database(f"s{os.getpid()}_{abs(hash(request.node.nodeid)) % 10**9}")
+        _log_backend[env["DATABASE_PATH"]] = env["DATABASE_URL"]
+    return Settings.from_env(env, dotenv=tmp_path / "none.env")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 from sqlite_utils import Database
 
 from bot.handover import HandoverLog
@@ -42,6 +43,7 @@ async def test_the_initial_officer_is_an_admin_and_new_accounts_are_officers(set
     assert roles == {"officer": "admin", "anna": "officer"}
 
 
+@pytest.mark.sqlite_only
 def test_an_existing_database_makes_its_first_officer_the_admin(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     db = Database(path)
@@ -233,7 +235,7 @@ async def test_a_chat_is_assigned_to_an_active_colleague_who_hears_it_live(setti
 
 
 def run_bot(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, DATABASE_PATH=str(settings.database_path), LOG_LEVEL="WARNING")
+    env = dict(os.environ, DATABASE_PATH=str(settings.database_path), DATABASE_URL=settings.database_url, LOG_LEVEL="WARNING")
     return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=120)
 

@@ -112,7 +112,7 @@ async def test_the_app_runs_the_retention_job_when_it_starts(settings: Settings,
 
 
 def run_bot(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, DATABASE_PATH=str(settings.database_path), LOG_LEVEL="WARNING")
+    env = dict(os.environ, DATABASE_PATH=str(settings.database_path), DATABASE_URL=settings.database_url, LOG_LEVEL="WARNING")
     return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=120)
 
@@ -157,6 +157,7 @@ def _files(path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
+@pytest.mark.sqlite_only
 async def test_a_deleted_citizen_leaves_no_text_in_the_files_and_no_intent_in_the_audit(settings: Settings, triage_no_model: Triage) -> None:
     log = HandoverLog.open(settings.database_path)
     dispatcher = Dispatcher(log, triage_no_model, {"webchat": LogOnlySender()})
@@ -194,6 +195,7 @@ async def test_retention_leaves_no_intent_of_a_purged_chat_in_the_audit(triage_n
     assert details and all(d == json.dumps({"conversation": old.id}) for d in details)
 
 
+@pytest.mark.sqlite_only
 async def test_a_checkpoint_kept_busy_by_another_process_does_not_stall_and_a_later_one_truncates(
     settings: Settings, triage_no_model: Triage
 ) -> None:

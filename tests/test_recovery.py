@@ -52,6 +52,7 @@ async def graph() -> FakeGraphApi:
     await fake.stop()
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("text, urgent", [("Wo finde ich das Fundbüro?", False), (EMERGENCY, True)])
 async def test_a_message_whose_second_write_failed_is_answered_without_a_restart(
     tmp_path: Path, graph: FakeGraphApi, text: str, urgent: bool
@@ -86,6 +87,7 @@ async def test_a_message_whose_second_write_failed_is_answered_without_a_restart
     assert priority == (2 if urgent else 1)
 
 
+@pytest.mark.sqlite_only
 async def test_a_locked_database_neither_freezes_the_server_nor_delays_an_emergency(settings: Settings, triage_no_model: Triage) -> None:
     settings = with_settings(settings, metrics_token=METRICS_TOKEN)
     async with served(settings, triage_no_model) as (app, server, services), Browser(server) as citizen, Browser(server) as other:
@@ -127,6 +129,7 @@ async def test_a_locked_database_neither_freezes_the_server_nor_delays_an_emerge
     assert retried.status == 202
 
 
+@pytest.mark.sqlite_only
 async def test_a_telegram_emergency_is_answered_while_the_database_is_locked_and_recorded_once(tmp_path: Path, triage_no_model: Triage) -> None:
     fake = await FakeBotApi().start()
     try:

@@ -84,7 +84,10 @@ def checkpoint(log_: HandoverLog, wait_ms: int = CHECKPOINT_WAIT_MS) -> bool:
     """Move the write-ahead log into the database file and truncate it; False when another process kept it busy.
 
     Waits at most `wait_ms` for other connections (the service's event loop must not stall on a CLI reader).
+    PostgreSQL keeps its own write-ahead log: nothing to do there.
     """
+    if log_.backend != "sqlite":
+        return True
     before = log_.db.execute("PRAGMA busy_timeout").fetchone()[0]
     log_.db.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
     try:
@@ -126,9 +129,8 @@ def delete_chat(log_: HandoverLog, conversation_id: int) -> dict[str, Any]:
         detail.update(state=conv.state, priority=conv.priority, queued_at=conv.queued_at, officer=conv.officer)
     with log_.transaction():
         counts = _erase(log_, [conversation_id])
-        log_.audit("citizen", "citizen_deleted", None, **detail, **counts)
+        event_id = log_.audit("citizen", "citizen_deleted", None, **detail, **counts)
         if detail["open"]:
-            event_id = log_.db.execute("SELECT last_insert_rowid()").fetchone()[0]
             notices = list(reversed(deleted_chats(log_))) + [{**detail, "event": event_id, "at": log_.clock()}]  # expired ones dropped
             log_.set_value(NOTICES_KEY, json.dumps(notices, ensure_ascii=False))
     checkpoint(log_)

@@ -231,8 +231,17 @@ def _v9(db: Database) -> None:
 MIGRATIONS: list[Callable[[Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 
 
+def _seed(db: Database) -> None:
+    """What a new PostgreSQL log starts with (SQLite's migrations insert the same)."""
+    from bot.handover.textblocks import starter_textblocks
+
+    db["textblocks"].insert_all(starter_textblocks())
+
+
 def migrate(db: Database) -> int:
     """Apply the migrations the database has not seen yet; return the new version."""
+    if getattr(db, "backend", "sqlite") == "postgresql":
+        return db.migrate(_seed)  # type: ignore[attr-defined]  # (bot/handover/pg.py: its own schema files)
     version = db.execute("PRAGMA user_version").fetchone()[0]
     for number, step in enumerate(MIGRATIONS[version:], version + 1):
         with db.atomic():

@@ -14,12 +14,14 @@ from typing import Any, Callable, Iterator
 
 from sqlite_utils import Database
 
+from bot.handover.pg import PgDatabase, is_url
 from bot.handover.schema import migrate
 
 STATES = ("bot", "queued", "claimed", "closed")
 PRIORITY = {"escalate": 2, "handover": 1}
 BUSY_MS = 20  # how long a write on the event loop waits for another process's lock; the dispatcher retries off the loop
 CLI_BUSY_MS = 10_000  # commands may wait
+NO_LIMIT = 2**62  # "LIMIT ?" for all rows (SQLite's -1 means that, PostgreSQL refuses it)
 
 
 def is_busy(err: BaseException) -> bool:
@@ -143,18 +145,25 @@ class HandoverLog:
     def __init__(self, db: Database, clock: Callable[[], str] = utcnow) -> None:
         self.db = db
         self.clock = clock
+        self.backend: str = getattr(db, "backend", "sqlite")  # "sqlite" or "postgresql"
+        self.url: str | None = getattr(db, "url", None)
         migrate(db)
         self._key = self._pseudonym_key()
 
     @classmethod
     def open(cls, path: Path | str, pseudonym_key: str = "", clock: Callable[[], str] = utcnow,
              busy_ms: int = BUSY_MS) -> "HandoverLog":
-        """Open (and create or migrate) the log at `path`; ":memory:" for tests.
+        """Open (and create or migrate) the log at `path`; ":memory:" for tests; a postgresql:// URL for PostgreSQL.
 
         `busy_ms` bounds how long a write waits for another process's write lock: the service's
         event loop must never freeze behind it (a write that meets the lock fails with "database
         is locked"; the dispatcher retries it off the loop, and an emergency is answered anyway).
         """
+        if is_url(path):
+            log = cls(PgDatabase(str(path)), clock)  # type: ignore[arg-type]  # (the same interface: bot/handover/pg.py)
+            if pseudonym_key:
+                log._key = pseudonym_key.encode()
+            return log
         memory = str(path) == ":memory:"
         if not memory:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -228,9 +237,9 @@ class HandoverLog:
         sql = f"UPDATE {table} SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?"
         self.db.execute(sql, [*(fields[n] for n in names), row_id])
 
-    def audit(self, actor: str, event: str, conversation_id: int | None = None, **detail: Any) -> None:
-        """Append to the audit trail: who did what to which conversation, when."""
-        self._insert("events", {"at": self.clock(), "actor": actor, "action": event, "conversation_id": conversation_id,
+    def audit(self, actor: str, event: str, conversation_id: int | None = None, **detail: Any) -> int:
+        """Append to the audit trail: who did what to which conversation, when; the entry's id."""
+        return self._insert("events", {"at": self.clock(), "actor": actor, "action": event, "conversation_id": conversation_id,
                                 "detail": json.dumps(detail, ensure_ascii=False)})
 
     # -- conversations -------------------------------------------------------------------
@@ -257,7 +266,7 @@ class HandoverLog:
         rows = self._select(
             f"SELECT * FROM conversations WHERE state IN ({marks}) AND priority BETWEEN ? AND ? "
             "ORDER BY priority DESC, COALESCE(queued_at, last_inbound_at, created_at) ASC, id ASC LIMIT ? OFFSET ?",
-            [*states, *priority, -1 if limit is None else limit, max(0, offset)],
+            [*states, *priority, NO_LIMIT if limit is None else limit, max(0, offset)],
         )
         return [_conversation(r) for r in rows]
 
@@ -308,7 +317,17 @@ class HandoverLog:
     # -- messages ------------------------------------------------------------------------
 
     def record_inbound(self, msg: Inbound) -> StoredInbound | None:
-        """Write a citizen's message; None when the platform delivered it before."""
+        """Write a citizen's message; None when the platform delivered it before.
+
+        Another instance may store the same delivery or the chat's first message at the same moment
+        (PostgreSQL): the unique indexes refuse the second one, and the second try finds the first.
+        """
+        try:
+            return self._record_inbound(msg)
+        except sqlite3.IntegrityError:
+            return self._record_inbound(msg)
+
+    def _record_inbound(self, msg: Inbound) -> StoredInbound | None:
         now = self.clock()
         with self.transaction():
             if msg.platform_id is not None and self.db.execute(

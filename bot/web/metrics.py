@@ -31,7 +31,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 # Handover waiting buckets in seconds: from queued to claimed by an officer.
 WAITING_BUCKETS = (60, 300, 900, 1800, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 72 * 3600)
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
-HEALTHY = ("connected", "streaming", "polling")  # channel states in which messages flow
+HEALTHY = ("connected", "streaming", "polling", "standby")  # channel states in which messages flow (standby: the leader reads)
 
 
 def _seconds_between(earlier: str, later: str) -> float:
@@ -98,11 +98,14 @@ def queue_metrics(log: Any) -> Iterator[Any]:
     yield GaugeMetricFamily("streife_queue_oldest_waiting_seconds",
                             "How long the longest-waiting queued conversation has waited.",
                             value=round(_seconds_between(oldest, now), 3) if oldest else 0)
-    within = ", ".join(f"total(w <= {bound})" for bound in WAITING_BUCKETS)
+    # (SQL both SQLite and PostgreSQL run: CASE for SQLite's scalar max() and total(), CAST for round())
+    within = ", ".join(f"COALESCE(SUM(CASE WHEN w <= {bound} THEN 1 ELSE 0 END), 0)" for bound in WAITING_BUCKETS)
     count, total, *cumulative = log.db.execute(
-        f"select count(*), total(w), {within} from (select max(0.0, round((julianday(claimed_at) - julianday(queued_at))"
-        " * 86400.0, 3)) as w from conversations where claimed_at is not null and queued_at is not null)"
+        f"select count(*), COALESCE(SUM(w), 0.0), {within} from (select CASE WHEN claimed_at < queued_at THEN 0.0 ELSE"
+        " round(CAST((julianday(claimed_at) - julianday(queued_at)) * 86400.0 AS NUMERIC), 3) END as w"
+        " from conversations where claimed_at is not null and queued_at is not null) AS waits"
     ).fetchone()
+    total = float(total)
     buckets = [(floatToGoString(bound), int(n)) for bound, n in zip(WAITING_BUCKETS, cumulative)] + [("+Inf", count)]
     yield HistogramMetricFamily("streife_handover_waiting_seconds",
                                 "From queued to claimed by an officer (conversations in the log).",
