@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +51,10 @@ class UnwrittenAnswers:
 
     async def _answer_unstored(self: "Dispatcher", inbound: Inbound) -> Unwritten:
         """Decide on an emergency that could not be stored (database locked) and answer it from memory."""
-        conv = self.log.find_conversation(inbound.channel, inbound.chat_id)  # reading works while another process writes
+        try:
+            conv = self.log.find_conversation(inbound.channel, inbound.chat_id)  # reading works while another process writes
+        except sqlite3.OperationalError:  # (PostgreSQL unreachable: reading fails too; the records say the rest later)
+            conv = None
         now = self.log.clock()
         decision = await self.triage.decide(inbound.text, self._context(conv, inbound.at or now), button=inbound.button)
         if conv is None:

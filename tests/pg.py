@@ -44,6 +44,7 @@ class PgServer:
 
     directory: Path
     port: int
+    options: str = ""
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{database}"
@@ -56,7 +57,14 @@ class PgServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def start(self) -> None:
+        """Start the server (again, after stop(): the same data and port)."""
+        subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-l",
+                                  str(self.directory / "server.log"), "-w", "-t", "60", "-o", self.options, "start"]),
+                       check=True, capture_output=True, timeout=90)
+
     def stop(self) -> None:
+        """Stop at once, like a crash (immediate shutdown: clients lose their connections)."""
         subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(self.directory / "data"), "-m", "immediate", "stop"]),
                        capture_output=True, timeout=60)
 
@@ -80,9 +88,9 @@ def start_server(directory: Path | str, settings: tuple[str, ...] = ()) -> PgSer
     port = _free_port()
     options = " ".join([f"-p {port}", "-c listen_addresses=127.0.0.1", f"-c unix_socket_directories={directory}",
                         "-c fsync=off", "-c max_connections=200", *(f"-c {s}" for s in settings)])
-    subprocess.run(_as_owner([str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(directory / "server.log"), "-w",
-                              "-t", "60", "-o", options, "start"]), check=True, capture_output=True, timeout=90)
-    return PgServer(directory, port)
+    server = PgServer(directory, port, options)
+    server.start()
+    return server
 
 
 @pytest.fixture(scope="session")

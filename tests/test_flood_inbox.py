@@ -83,7 +83,8 @@ async def test_a_real_emergency_stands_out_after_250_fake_ones_from_one_client(s
     assert re.search(r"^streife_queue_length 251(\.0)?$", metrics, re.M)  # the same count everywhere
 
     listed = subprocess.run([sys.executable, "-m", "bot", "handover", "list"], capture_output=True, text=True, cwd=ROOT, timeout=120,
-                            env=dict(os.environ, DATABASE_PATH=str(settings.database_path), LOG_LEVEL="WARNING"))
+                            env=dict(os.environ, DATABASE_PATH=str(settings.database_path), DATABASE_URL=settings.database_url,
+                                     LOG_LEVEL="WARNING"))
     lines = [line.split("\t") for line in listed.stdout.splitlines()]
     assert listed.returncode == 0, listed.stderr
     assert lines[0][:3] == [str(real.id), "queued", "EMERGENCY"] and lines[0][-1] == "-"

@@ -137,11 +137,12 @@ class Comments(CommentActions):
     def posts_overview(self) -> list[tuple[Post, dict[str, int]]]:
         """Every post with its comment counts (total, new, per need, hidden), the post with the most urgent first."""
         rows = self.log._select(
-            "SELECT p.*, COUNT(c.id) AS total, SUM(c.status = 'new') AS new, SUM(c.need = 0) AS emergency,"
-            " SUM(c.need = 1) AS question, SUM(c.need = 2) AS abuse, SUM(c.need = 3) AS listed,"
+            "SELECT p.*, COUNT(c.id) AS total, COUNT(CASE WHEN c.status = 'new' THEN 1 END) AS new,"
+            " COUNT(CASE WHEN c.need = 0 THEN 1 END) AS emergency, COUNT(CASE WHEN c.need = 1 THEN 1 END) AS question,"
+            " COUNT(CASE WHEN c.need = 2 THEN 1 END) AS abuse, COUNT(CASE WHEN c.need = 3 THEN 1 END) AS listed,"
             " SUM(c.hidden) AS hidden, MIN(c.need) AS top, MAX(c.created_at) AS last"
             " FROM posts p LEFT JOIN comments c ON c.post_id = p.id GROUP BY p.id"
-            " ORDER BY COALESCE(top, 9), last DESC, p.id DESC")
+            " ORDER BY COALESCE(MIN(c.need), 9), MAX(c.created_at) DESC, p.id DESC")
         out = []
         for r in rows:
             post = Post(**{k: r[k] for k in ("id", "channel", "platform_id", "permalink", "caption", "created_at")})

@@ -20,6 +20,7 @@ import contextlib
 import json
 import re
 import sqlite3
+import time
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -28,6 +29,8 @@ from typing import Any, Callable, Iterator, Sequence
 import psycopg
 from psycopg import errors as pg_errors
 
+RECONNECT_PAUSE_S = 1.0  # after a failed connect, calls fail at once for this long (the event loop never waits on it)
+CONNECT_TIMEOUT_S = 2  # (psycopg's smallest)
 LOCK_TIMEOUT_MS = 250  # a row lock another instance holds longer than this: "locked" (retried off the loop)
 MIGRATION_LOCK = 0x57_72_65_69  # advisory lock key: two instances starting at once migrate once
 SCHEMA_FILES = ("pg_schema.sql", "pg_features.sql")  # version n = the first n files applied
@@ -91,8 +94,8 @@ def sqlite_errors() -> Iterator[None]:
         raise sqlite3.IntegrityError(str(err).strip()) from err
     except (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected, pg_errors.SerializationFailure) as err:
         raise sqlite3.OperationalError(f"database is locked ({type(err).__name__})") from err
-    except psycopg.OperationalError as err:
-        raise sqlite3.OperationalError(f"PostgreSQL unavailable: {str(err).strip()[:200]}") from err
+    except psycopg.OperationalError as err:  # (transient like a lock: emergencies are answered from memory meanwhile)
+        raise sqlite3.OperationalError(f"database is busy: PostgreSQL unavailable ({str(err).strip()[:200]})") from err
     except psycopg.DataError as err:
         raise sqlite3.DataError(str(err).strip()) from err
     except psycopg.ProgrammingError as err:
@@ -195,15 +198,23 @@ class PgDatabase:
         self.conn = PgConnection(self)
         self._pg: psycopg.Connection[Any] | None = None
         self._transactions: list[Any] = []
+        self._down_until = 0.0
         self.id_tables: frozenset[str] = frozenset()
         self._connect()
 
     # -- the connection ---------------------------------------------------------------------
 
     def _connect(self) -> None:
-        with sqlite_errors():
-            pg = psycopg.connect(self.url, autocommit=True, application_name=self.application_name, connect_timeout=5,
-                                 keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3)
+        if time.monotonic() < self._down_until:
+            raise sqlite3.OperationalError("database is busy: PostgreSQL unavailable (reconnecting)")
+        try:
+            with sqlite_errors():
+                pg = psycopg.connect(self.url, autocommit=True, application_name=self.application_name,
+                                     connect_timeout=CONNECT_TIMEOUT_S, keepalives=1, keepalives_idle=5,
+                                     keepalives_interval=2, keepalives_count=3)
+        except sqlite3.OperationalError:
+            self._down_until = time.monotonic() + RECONNECT_PAUSE_S
+            raise
         pg.adapters.register_loader("numeric", _NumericLoader)
         pg.execute(f"SET lock_timeout = {int(self.lock_timeout_ms)}")
         pg.execute("SET TIME ZONE 'UTC'")

@@ -14,7 +14,6 @@ from typing import Any, Callable, Iterator
 
 from sqlite_utils import Database
 
-from bot.handover.pg import PgDatabase, is_url
 from bot.handover.schema import migrate
 
 STATES = ("bot", "queued", "claimed", "closed")
@@ -25,7 +24,8 @@ NO_LIMIT = 2**62  # "LIMIT ?" for all rows (SQLite's -1 means that, PostgreSQL r
 
 
 def is_busy(err: BaseException) -> bool:
-    """True for SQLite's "database is locked": another connection holds the write lock (it clears by itself)."""
+    """True for a database that is busy for a moment and clears by itself: SQLite's "database is locked" (another
+    connection holds the write lock); PostgreSQL's lock timeouts and a lost connection (bot/handover/pg.py)."""
     return isinstance(err, sqlite3.OperationalError) and ("locked" in str(err) or "busy" in str(err))
 
 
@@ -159,7 +159,9 @@ class HandoverLog:
         event loop must never freeze behind it (a write that meets the lock fails with "database
         is locked"; the dispatcher retries it off the loop, and an emergency is answered anyway).
         """
-        if is_url(path):
+        if str(path).startswith(("postgresql://", "postgres://")):
+            from bot.handover.pg import PgDatabase  # (psycopg: the service's environment only, not the NLU side's)
+
             log = cls(PgDatabase(str(path)), clock)  # type: ignore[arg-type]  # (the same interface: bot/handover/pg.py)
             if pseudonym_key:
                 log._key = pseudonym_key.encode()
