@@ -116,6 +116,7 @@ async def test_a_status_seen_twice_is_answered_once(bot: Running, fake: FakeMast
     assert len(fake.replies(ANNA)) == 1 and [m.author for m in bot.transcript(ANNA)] == ["citizen", "bot"]
 
 
+@pytest.mark.sqlite_only
 async def test_the_cursor_is_written_only_after_the_message_is_stored(bot: Running, fake: FakeMastodon) -> None:
     fake.dm(ANNA, "Hallo")
     await bot.replies(1)
@@ -134,6 +135,7 @@ async def test_the_cursor_is_written_only_after_the_message_is_stored(bot: Runni
     assert bot.log.get_value(bot.channel._key("since_id")) == fake.notifications[-1]["id"] != before
 
 
+@pytest.mark.sqlite_only
 async def test_an_emergency_under_a_locked_database_is_answered_at_once_and_the_cursor_waits(bot: Running, fake: FakeMastodon) -> None:
     blocker = sqlite3.connect(bot.services.settings.database_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")

@@ -124,7 +124,7 @@ class Comments(CommentActions):
 
     def list(self, post_id: int | None = None, need: int | None = None, limit: int = 50, offset: int = 0) -> list[Comment]:
         """Comments sorted by need (emergencies first), then newest; optionally of one post or one need."""
-        where, args = ["1"], []
+        where, args = ["1 = 1"], []
         if post_id is not None:
             where.append("post_id = ?")
             args.append(post_id)

@@ -455,7 +455,7 @@ class HandoverLog:
             args.append(channel)
         return [_message(r) for r in self._select(sql + " ORDER BY id", args)]
 
-    def iter_messages(self, sql_where: str = "1", args: list[Any] | None = None) -> Iterator[Message]:
+    def iter_messages(self, sql_where: str = "1 = 1", args: list[Any] | None = None) -> Iterator[Message]:
         """Messages matching a WHERE clause, oldest first (for exports and reviews)."""
         for row in self._rows(f"SELECT * FROM messages WHERE {sql_where} ORDER BY id", args or []):  # an export may walk the whole log
             yield _message(row)
