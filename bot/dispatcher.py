@@ -15,12 +15,12 @@ import inspect
 import itertools
 import logging
 import sqlite3
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
+from typing import TYPE_CHECKING, Any, AsyncContextManager, Awaitable, Callable, TypeVar
 
 from bot.channels.base import SendError, Sender
+from bot.cluster import Cluster, SingleNode
 from bot.danger_check import Checked
 from bot.handover import Conversation, HandoverLog, Inbound, Message
 from bot.handover.store import is_busy
@@ -66,7 +66,7 @@ class Dispatcher(UnwrittenAnswers):
         self.triage = triage
         self.senders: dict[str, Sender] = dict(senders or {})
         self.listeners: list[Listener] = []
-        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self.cluster: Cluster = SingleNode()  # PgCluster with PostgreSQL (bot/web/app.py): locks across instances, the leader
         self.unwritten: list[Unwritten] = []  # answered emergencies whose records wait for the database
         self.unrecorded_sent: dict[int, str | None] = {}  # sent replies whose "sent" mark waits for the database
         self.failed_at: dict[int, float] = {}  # outbound id -> when its last send failed (the recovery loop backs off)
@@ -77,6 +77,15 @@ class Dispatcher(UnwrittenAnswers):
         from bot.recovery import Recovery  # (it drives this class)
 
         self.recovery: Recovery = Recovery(self)
+
+    @property
+    def _locks(self) -> dict[int, asyncio.Lock]:
+        """This instance's asyncio lock per conversation (the first half of conversation_lock)."""
+        return self.cluster.local_locks
+
+    def conversation_lock(self, conversation_id: int) -> AsyncContextManager[None]:
+        """One task on one instance at a time decides or sends a conversation's messages, in order."""
+        return self.cluster.conversation_lock(conversation_id)
 
     # -- taking a message in ----------------------------------------------------------------
 
@@ -137,7 +146,7 @@ class Dispatcher(UnwrittenAnswers):
         conversation_id = self.log.message(message_id).conversation_id
         self.deciding.add(message_id)
         try:
-            async with self._locks[conversation_id]:
+            async with self.conversation_lock(conversation_id):
                 outbound = await self.process(message_id)
                 return await self._deliver(outbound)
         finally:
@@ -230,7 +239,7 @@ class Dispatcher(UnwrittenAnswers):
             by_conversation.setdefault(self.log.message(message_id).conversation_id, []).append(message_id)
         sent: list[Message] = []
         for conversation_id, ids in by_conversation.items():
-            async with self._locks[conversation_id]:
+            async with self.conversation_lock(conversation_id):
                 sent += await self._deliver(ids)
         return sent
 

@@ -6,6 +6,9 @@ locked waits in memory for its records (bot/dispatcher.py, Unwritten). Each roun
 first: write those records, decide undecided messages, send pending replies (in order per chat,
 under the dispatcher's lock of the conversation), each with its own backoff. After a start,
 ordinary messages wait until the model is back or its deadline passed (the emergencies do not).
+With several instances (PostgreSQL) every instance writes back its own memory, and only the leader
+(bot/cluster.py) runs the database-wide rounds; the conversation locks keep it from deciding or
+sending what another instance is handling.
 """
 
 from __future__ import annotations
@@ -79,14 +82,22 @@ class Recovery:
             self._hold = asyncio.ensure_future(hold)
             self._hold.add_done_callback(self._released)
         self._task = asyncio.create_task(self._loop(), name="recovery")
+        self.dispatcher.cluster.on_leader.append(self._leadership)
         return self._task
 
     def _released(self, _: object) -> None:
         self._catch_up = True
         self.wake()
 
+    def _leadership(self, leader: bool) -> None:
+        """This instance took over: what the last leader left is due now (grace times and backoff aside)."""
+        if leader:
+            self._released(None)
+
     async def stop(self) -> None:
         """End the loop (what is left stays stored for the next start)."""
+        if self._leadership in self.dispatcher.cluster.on_leader:
+            self.dispatcher.cluster.on_leader.remove(self._leadership)
         for task in (self._task, self._hold):
             if task is not None:
                 task.cancel()
@@ -119,7 +130,9 @@ class Recovery:
         """One round, escalations first; `everything_due` ignores grace times and backoff. Returns how much it handled."""
         self.rounds += 1
         hold = self.holding if hold_ordinary is None else hold_ordinary
-        handled = await self._write_back(everything_due)
+        handled = await self._write_back(everything_due)  # this instance's memory: on every instance
+        if not self.dispatcher.cluster.is_leader:  # the database-wide rounds run on the leader only
+            return handled
         handled += await self._decide(everything_due, hold)
         handled += await self._send(everything_due)
         return handled

@@ -54,6 +54,7 @@ async def test_an_emergency_comment_alerts_the_officers_like_an_emergency_dm(bot
     assert "eingebrochen" not in text  # the citizen's words only with ALERT_INCLUDE_TEXT, as for DMs
 
 
+@pytest.mark.sqlite_only
 async def test_an_emergency_comment_is_answered_while_another_process_locks_the_database(
         bot: Running, telegram: FakeBotApi) -> None:
     other = sqlite3.connect(str(bot.services.settings.database_path), isolation_level=None)

@@ -8,6 +8,9 @@ reached Meta. Those are resolved without a second private reply:
 - private reply: status "unknown", never sent again automatically (Meta allows one, and there is no documented
   way to read whether it arrived); the inbox shows the officer text, the officer checks in the app.
 A request that got no answer at run time (timeout, dropped connection) is handled the same way.
+With several instances (bot/cluster.py) the loop and the crash recovery run on the leader; an instance
+that is not the leader still performs the emergencies planned on it at once (the "sending" step above
+is a compare-and-set, so the leader never takes the same action).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import aiohttp
 from bot.channels.graph_comments import CommentApiError, GraphComments
 from bot.channels.meta_send import LABELS
 from bot.channels.priority import PriorityGate
+from bot.cluster import Cluster, LeaderJob
 from bot.handover import HandoverLog
 from bot.handover.comments import Comment, CommentAction, Comments
 from bot.settings import Settings
@@ -50,10 +54,10 @@ class CommentDesk:
 
     @classmethod
     def start(cls, handover: HandoverLog, session: aiohttp.ClientSession, settings: Settings,
-              hub: EventHub | None = None) -> "CommentDesk":
+              hub: EventHub | None = None, cluster: Cluster | None = None) -> "CommentDesk":
         """The store and a running executor on the Meta channel's HTTP session."""
         store = Comments(handover)
-        executor = CommentExecutor(store, GraphComments(session, settings), hub)
+        executor = CommentExecutor(store, GraphComments(session, settings), hub, cluster=cluster)
         executor.start()
         return cls(store, executor)
 
@@ -62,8 +66,11 @@ class CommentExecutor:
     """Takes due actions from the store, groups them per comment (in order), performs them concurrently."""
 
     def __init__(self, comments: Comments, client: GraphComments, hub: EventHub | None = None,
-                 retry_delays: tuple[float, ...] = RETRY_DELAYS_S, concurrency: int = CONCURRENCY) -> None:
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS_S, concurrency: int = CONCURRENCY,
+                 cluster: Cluster | None = None) -> None:
         self.store = comments
+        self.cluster = cluster  # None: this process alone (tests); else the loop runs on the leader
+        self._job: LeaderJob | None = None
         self.log = comments.log
         self.client = client
         self.hub = hub
@@ -79,12 +86,25 @@ class CommentExecutor:
     # -- life ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Resolve what a crash left "sending", then keep performing due actions."""
+        """Resolve what a crash left "sending", then keep performing due actions (on the leader, with a cluster)."""
+        if self.cluster is not None:
+            self._job = self.cluster.lead("comment executor", self._lead)
+            return
         self.recover()
         self._loop = asyncio.ensure_future(self._run())
 
+    async def _lead(self) -> None:
+        self._loop = asyncio.current_task()
+        try:
+            self.recover()
+            await self._run()
+        finally:
+            self._loop = None
+
     async def stop(self) -> None:
         """Stop taking actions; let requests in flight finish (bounded)."""
+        if self._job is not None and self.cluster is not None:
+            await self.cluster.drop(self._job)
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
@@ -95,8 +115,13 @@ class CommentExecutor:
         await asyncio.gather(*self._groups.values(), return_exceptions=True)
 
     async def kick(self) -> None:
-        """New actions were planned: look at once."""
+        """New actions were planned: look at once (not the leader: perform the emergencies here, now)."""
         self._wake.set()
+        if self._job is not None and self._loop is None:
+            try:
+                self.dispatch(urgent_only=True)
+            except Exception:  # the leader's loop takes them within a second
+                log.exception("emergency comment actions not started on this instance")
 
     def recover(self) -> int:
         """Actions a crash left "sending": private replies become "unknown", the rest pending again."""
@@ -138,6 +163,8 @@ class CommentExecutor:
                 log.exception("comment executor pass failed")
             waits = [t - time.monotonic() for t in self._not_before.values()] + ([1.0] if self._stuck else [])
             timeout = max(0.05, min(waits)) if waits else None
+            if self.cluster is not None and self.cluster.backend != "sqlite":  # other instances plan actions too
+                timeout = min(timeout or 1.0, 1.0)
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except asyncio.TimeoutError:
@@ -145,12 +172,14 @@ class CommentExecutor:
 
     # -- taking actions ----------------------------------------------------------------------
 
-    def dispatch(self) -> int:
+    def dispatch(self, urgent_only: bool = False) -> int:
         """Start a group task for every comment with due actions that has none running; how many started."""
         now = time.monotonic()
         groups: dict[int, list[CommentAction]] = {}
         for action in self.store.due_actions(BATCH):
             if action.comment_id in self._groups or self._not_before.get(action.id, 0) > now:
+                continue
+            if urgent_only and action.priority != 0:
                 continue
             groups.setdefault(action.comment_id, []).append(action)
         for comment_id, actions in groups.items():

@@ -189,13 +189,20 @@ def add_instagram_routes(app: web.Application) -> None:
     async def meta_resources(app: web.Application) -> AsyncIterator[None]:
         services = app[SERVICES]
         channel.start(services.settings, services.dispatcher)
+        cluster, recovery = services.dispatcher.cluster, None
         if channel.session is not None:  # a Meta token is set: comment actions go out through the Graph API
-            channel.desk = app[COMMENTS] = CommentDesk.start(services.handover, channel.session, services.settings, app.get(HUB))
+            channel.desk = app[COMMENTS] = CommentDesk.start(services.handover, channel.session, services.settings, app.get(HUB),
+                                                             None if cluster.backend == "sqlite" else cluster)  # (PostgreSQL: on the leader)
         if channel.comments is not None:
             channel.comments.hub, channel.comments.alerts = app.get(HUB), app.get(ALERTS)
             channel.comments.executor = channel.desk.executor if channel.desk is not None else None
+        if channel.comments is not None and cluster.backend == "sqlite":
             channel._spawn(channel.comments.recover())  # comments stored but not triaged before a restart
+        elif channel.comments is not None:  # several instances: the leader, each time one takes over
+            recovery = cluster.lead("comment triage recovery", channel.comments.recover)
         yield
+        if recovery is not None:
+            await cluster.drop(recovery)
         if channel.desk is not None:
             await channel.desk.executor.stop()
         await channel.stop()

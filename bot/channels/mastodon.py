@@ -20,6 +20,7 @@ from bot.channels.mastodon_send import MastodonSender
 from bot.channels.mastodon_status import (CHANNEL, DIRECT, Account, account_of, html_to_text, is_public,
                                           strip_leading_mentions)
 from bot.channels.mastodon_stream import MastodonReader, _Listener
+from bot.cluster import LeaderJob
 from bot.dispatcher import Event
 from bot.handover import Inbound, Message
 from bot.services import Services
@@ -53,7 +54,8 @@ class MastodonChannel(MastodonReader, BackgroundTasks):
         self._gap = False  # a message of the current batch is not stored: the cursor stops before it
         self._caught_up = False  # all before the stream's events is stored: those may move the cursor
         self._listener: _Listener | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._job: LeaderJob | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def health(self) -> str:
@@ -63,17 +65,30 @@ class MastodonChannel(MastodonReader, BackgroundTasks):
     # -- life ---------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect and read in the background."""
-        self._task = asyncio.create_task(self.run(), name="mastodon")
+        """Connect and read in the background, on the leader only (one reader for several instances: bot/cluster.py)."""
+        cluster = self.dispatcher.cluster
+        if not cluster.is_leader:
+            self.mode = "standby"
+        self._job = cluster.lead("mastodon", self._read_while_leading)
+
+    async def _read_while_leading(self) -> None:
+        """Read while this instance leads; the stream thread ends when leadership does (from the stored cursor next time)."""
+        self._task = asyncio.current_task()
+        try:
+            await self.run()
+        finally:
+            if self._listener is not None:
+                self._listener.close()
+            if not self.stopped:
+                self.mode, self.problem = "standby", None
 
     async def stop(self) -> None:
         """Stop reading, let replies in progress finish (bounded), stop the worker threads."""
         self.stopped, self.mode = True, "stopped"
         if self._listener is not None:
             self._listener.close()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        if self._job is not None:
+            await self.dispatcher.cluster.drop(self._job)
         await self.drain(timeout=10.0)
         self.api.close()
 

@@ -117,11 +117,30 @@ async def _run(app: web.Application, channel: TelegramChannel) -> None:
         log.info("Telegram webhook set to %s", url)
         return
     await with_retries(lambda: channel.bot.delete_webhook(), "deleteWebhook", attempts=10)
+    cluster = channel.services.dispatcher.cluster
+    job = cluster.lead("telegram polling", lambda: _poll(app, channel))  # one poller at a time: the leader's
+    try:
+        await asyncio.Event().wait()  # until shutdown (the leader job starts and stops with leadership)
+    finally:
+        await cluster.drop(job)
+
+
+async def _poll(app: web.Application, channel: TelegramChannel) -> None:
+    """Long polling while this instance leads (from the offset stored in the database: the last leader's)."""
     poller = Poller(channel)
     app[POLLER]["poller"] = poller
     channel.poller = poller
     log.info("polling Telegram as @%s", channel.username)
-    await poller.run()
+    try:
+        await poller.run()
+    except Exception as err:  # a rejected token: for /healthz, as when polling ran in the channel's own task
+        channel.stopped = f"{type(err).__name__}: {err}"[:200]
+        log.error("the Telegram channel stopped: %s", channel.stopped)
+        raise
+    finally:
+        if app[POLLER].get("poller") is poller and not poller.stopped:  # leadership lost: the new leader confirms
+            del app[POLLER]["poller"]
+            channel.poller = None
 
 
 async def telegram_webhook(request: web.Request) -> web.Response:

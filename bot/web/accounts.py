@@ -2,7 +2,8 @@
 
 Presence lives in memory in this instance (bot/handover/accounts.py): a middleware notes every
 officer request and every open live stream (/inbox/events); changes go out on the inbox's live
-stream as {"kind": "presence"}, and triage asks it before promising a quick answer.
+stream as {"kind": "presence"}, and triage asks it before promising a quick answer. With several
+instances each one tells the others who is online on it (bot/cluster_live.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import AsyncIterator
 
 from aiohttp import web
 
+from bot.cluster_live import PresenceShare, SharedPresence, share_presence
 from bot.handover import HandoverError
 from bot.handover.accounts import AccountError, Accounts, Presence
 from bot.handover.officers import MIN_PASSWORD_LENGTH, LockedOut, _hash_token, hash_password
@@ -23,6 +25,7 @@ from bot.web.live import INBOX, conversation_data, session_topic
 from bot.web.render import render
 
 PRESENCE = web.AppKey("presence", Presence)
+SHARE = web.AppKey("presence_share", PresenceShare)
 EVENTS_PATH = "/inbox/events"
 PRESENCE_PATH = "/inbox/presence"  # polled by presence.js: not a sign of life by itself
 DONE = {  # ?ok=... after a change (fixed texts: nothing from the URL is echoed)
@@ -45,6 +48,8 @@ def _close_streams(request: web.Request, name: str, token_hash: str | None = Non
     for token in presence.tokens(name, token_hash):
         request.app[HUB].close_topic(session_topic(token))
     presence.forget(name, token_hash)  # after closing: the ended streams do not hear about it
+    if SHARE in request.app:  # the officer's streams on the other instances end too
+        request.app[SHARE].forget(name, token_hash)
 
 
 @web.middleware
@@ -73,13 +78,24 @@ async def presence_tracker(request: web.Request, handler: Handler) -> web.Stream
 async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     """Wire presence to the live stream and to triage's handover reply while the app runs."""
     presence, hub, triage = app[PRESENCE], app[HUB], app[SERVICES].triage
-    presence.on_change = lambda: hub.publish(INBOX, {"kind": "presence"})
+    share = share_presence(presence, hub, app[SERVICES].dispatcher.cluster)
+    if share is not None:
+        app[SHARE] = share
+
+    def changed() -> None:
+        if share is not None:
+            share.share()  # the other instances publish {"kind": "presence"} to their pages themselves
+        hub.publish(INBOX, {"kind": "presence"}, relay=False)
+
+    presence.on_change = changed
     triage.team_online = presence.anyone_online
     try:
         yield
     finally:
         presence.on_change = None
         triage.team_online = None
+        if share is not None:
+            share.detach()
 
 
 def _admin(request: web.Request) -> None:
@@ -195,7 +211,7 @@ async def assign(request: web.Request) -> web.Response:
 
 def add_accounts_routes(app: web.Application) -> None:
     """Accounts, the own page, presence and assignment (all behind the officer guard)."""
-    app[PRESENCE] = Presence()
+    app[PRESENCE] = SharedPresence()  # this instance's presence, and the other instances' (PostgreSQL)
     app.middlewares.append(presence_tracker)  # after the officer guard: the session is known
     app.cleanup_ctx.append(accounts_ctx)  # after inbox_resources: the event hub exists
     app.router.add_get("/inbox/konten", accounts_page)

@@ -13,6 +13,7 @@ from bot.channels.instagram import add_instagram_routes
 from bot.channels.mastodon import mastodon_ctx, start_mastodon
 from bot.channels.telegram_app import add_telegram_routes, start_telegram, telegram_ctx
 from bot.channels.x import add_x_routes
+from bot.cluster import for_database
 from bot.handover.search_index import stop_rewrite
 from bot.nlu_workers import NluSupervisor
 from bot.services import Services
@@ -54,6 +55,7 @@ async def healthz(request: web.Request) -> web.Response:
         "database": database,
         "channels": channels_status(request.app),
         "uptime_s": round(time.time() - request.app[STARTED], 1),
+        **services.dispatcher.cluster.status(),  # instance, leader, backend (bot/cluster.py)
     }
     return web.json_response(body, status=200 if database == "writable" else 503)
 
@@ -105,6 +107,11 @@ def create_app(settings: Settings, services: Services | None = None, load_model:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         own = services is None
         app[SERVICES] = services or Services.build(settings)
+        dispatcher = app[SERVICES].dispatcher
+        own_cluster = dispatcher.cluster.backend == "sqlite" and getattr(app[SERVICES].handover, "backend", "sqlite") == "postgresql"
+        if own_cluster:  # several instances may share this database: leader, locks and live updates across them
+            dispatcher.cluster = for_database(str(app[SERVICES].handover.url))
+        await dispatcher.cluster.start()
         supervisor = NluSupervisor(settings) if load_model and app[SERVICES].triage.parser is None else None
         if supervisor is not None:
             await supervisor.start()  # the workers load the model; the safety net answers meanwhile
@@ -118,6 +125,8 @@ def create_app(settings: Settings, services: Services | None = None, load_model:
             app[SERVICES].triage.parser = None
         if READER in app:  # the dashboard's connection, before the log (on_cleanup would run after this)
             app[READER].close()
+        if own_cluster:  # after every leader job's owner stopped it; the leader lock goes with the connection
+            await dispatcher.cluster.close()
         if own:
             await stop_rewrite(app[SERVICES].handover)  # a search index rewrite would step on a closed log
             app[SERVICES].handover.close()

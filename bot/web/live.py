@@ -43,6 +43,11 @@ class EventHub:
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
         self.closed = False
+        self.relay: Callable[[str, str, dict[str, Any] | None], None] | None = None  # to the other instances (bot/cluster_live.py)
+
+    def topics(self) -> list[str]:
+        """The topics somebody listens on here."""
+        return list(self._subscribers)
 
     def subscribe(self, topic: str, queue: asyncio.Queue[Any] | None = None) -> asyncio.Queue[Any]:
         """A queue (new, or `queue`) that receives every event published on `topic`."""
@@ -56,8 +61,10 @@ class EventHub:
         if not self._subscribers[topic]:
             del self._subscribers[topic]
 
-    def publish(self, topic: str, data: dict[str, Any]) -> None:
-        """Hand an event to every subscriber of `topic`."""
+    def publish(self, topic: str, data: dict[str, Any], relay: bool = True) -> None:
+        """Hand an event to every subscriber of `topic` (and, with `relay`, to the other instances' subscribers)."""
+        if relay and self.relay is not None:
+            self.relay("publish", topic, data)
         for queue in list(self._subscribers.get(topic, ())):
             try:
                 queue.put_nowait(data)
@@ -82,10 +89,12 @@ class EventHub:
         """End every open stream (at shutdown)."""
         self.closed = True
         for topic in list(self._subscribers):
-            self.close_topic(topic)
+            self.close_topic(topic, relay=False)
 
-    def close_topic(self, topic: str) -> None:
-        """End the streams listening on `topic` (an officer logged out, a citizen deleted the chat)."""
+    def close_topic(self, topic: str, relay: bool = True) -> None:
+        """End the streams listening on `topic` (an officer logged out, a citizen deleted the chat), on every instance."""
+        if relay and self.relay is not None:
+            self.relay("close", topic, None)
         for queue in list(self._subscribers.get(topic, ())):
             if queue.full():
                 queue.get_nowait()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import AsyncIterator
 
@@ -11,6 +9,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.alerts import OfficerAlerts
+from bot.cluster_live import wire
 from bot.handover.officers import INITIAL_OFFICER, Officers
 from bot.handover.privacy import retention_loop
 from bot.handover.states import HandoverStates
@@ -29,7 +28,7 @@ def announce_initial_password(password: str) -> None:
 
 
 async def inbox_resources(app: web.Application) -> AsyncIterator[None]:
-    """Wire live updates and officer alerts to the dispatcher; run the daily retention job."""
+    """Wire live updates and officer alerts to the dispatcher; run the daily retention job (on the leader)."""
     services = app[SERVICES]
     hub = EventHub()
     app[HUB] = hub
@@ -46,13 +45,14 @@ async def inbox_resources(app: web.Application) -> AsyncIterator[None]:
     if not alerts.enabled:
         log.info("officer alerts off: set TELEGRAM_BOT_TOKEN and OFFICER_ALERT_CHAT_ID to get them")
     services.dispatcher.listeners.extend(listeners)
-    retention = asyncio.create_task(retention_loop(services.handover, services.settings.retention_days))
+    cluster = services.dispatcher.cluster
+    unwire = wire(hub, cluster)  # live updates to and from the other instances (PostgreSQL)
+    retention = cluster.lead("retention", lambda: retention_loop(services.handover, services.settings.retention_days))
     try:
         yield
     finally:
-        retention.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await retention
+        await cluster.drop(retention)
+        unwire()
         for listener in listeners:
             services.dispatcher.listeners.remove(listener)
         await alerts.drain()

@@ -10,7 +10,6 @@ no other site can make it. The citizen can end the chat and delete it (`chat_del
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import secrets
@@ -137,8 +136,7 @@ async def chat_delete(request: web.Request) -> web.Response:
     conv = services.handover.find_conversation(CHANNEL, chat_id)
     language = conv.language if conv is not None else "de"
     if conv is not None:
-        locks = getattr(services.dispatcher, "_locks", None)  # let a message being answered finish first
-        async with (locks[conv.id] if locks is not None else contextlib.nullcontext()):
+        async with services.dispatcher.conversation_lock(conv.id):  # let a message being answered (on any instance) finish first
             conv = services.handover.find_conversation(CHANNEL, chat_id)
             if conv is not None:
                 detail = delete_chat(services.handover, conv.id)
