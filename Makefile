@@ -28,7 +28,7 @@ PYTHON310 := $(PYTHON310)
 PYTHON_SERVICE ?= $(or $(call find_python,python3.13,3.13,3$(comma) 13),$(call find_python,python3.12,3.12,3$(comma) 12))
 PYTHON_SERVICE := $(PYTHON_SERVICE)
 
-.PHONY: run test setup train chat lint crossval bench clean help validate evaluate review browser
+.PHONY: run test setup train chat lint crossval bench clean help validate evaluate review browser postgres
 
 help:
 	@echo "make run    set up, train if needed, start the bot (web chat and inbox on 127.0.0.1)"
@@ -49,8 +49,9 @@ chat: setup $(MODEL)
 
 # The suite runs in both environments: the service's tests (real NLU workers for the model) and
 # the NLU side's (Rasa in process); tests/conftest.py picks each module's side.
-test: setup $(MODEL) lint browser
+test: setup $(MODEL) lint browser postgres
 	$(PY) -m pytest
+	STREIFE_TEST_BACKEND=postgresql $(PY) -m pytest $(POSTGRES_SUITES)
 	$(NLU_PY) -m pytest
 
 setup: $(STAMP) $(NLU_STAMP)
@@ -117,6 +118,22 @@ bench: setup $(MODEL)
 	$(PY) -m bench.attack
 	$(NLU_PY) -m bench.accuracy_baseline
 	$(NLU_PY) -m bench.accuracy_sets
+
+# The handover log's suites run a second time on PostgreSQL (tests start their own server from
+# these binaries in a temporary folder; nothing needs a running server): tests/conftest.py.
+PG_BIN ?= /usr/lib/postgresql/15/bin
+POSTGRES_SUITES := tests/test_handover_log.py tests/test_handover_states.py tests/test_privacy.py \
+	tests/test_dispatcher.py tests/test_recovery.py tests/test_accounts.py tests/test_textblocks.py \
+	tests/test_comments_privacy.py tests/test_comment_executor.py tests/test_search.py \
+	tests/test_search_comments.py tests/test_stats.py tests/test_web.py tests/test_inbox.py tests/test_webchat.py \
+	tests/test_comments_inbox.py tests/test_login_security.py tests/test_alerts.py tests/test_flood_inbox.py
+
+postgres:
+	@if [ ! -x $(PG_BIN)/initdb ]; then \
+		echo "Installing Debian's postgresql-15 for the tests on PostgreSQL (needs root; no server is started)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15 \
+		|| { echo "error: could not install PostgreSQL 15; as root run: apt-get install postgresql-15" >&2; exit 1; }; \
+	fi
 
 # Debian's Chromium for the Playwright end-to-end test (installed once, as root).
 browser:

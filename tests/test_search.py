@@ -16,6 +16,8 @@ from bot.handover.schema import MIGRATIONS
 from bot.handover.search import SearchError, SearchQuery, build_query, forget_deleted, fts_query, search
 from bot.settings import Settings
 from bot.triage import Triage
+from tests.pg_index import SQLITE_ONLY, stored
+from tests.pg_index import indexed as index_count
 from tests.web_support import Browser, served
 
 NOW = datetime(2026, 11, 18, 9, 0, tzinfo=timezone.utc)
@@ -126,7 +128,7 @@ def test_results_come_in_pages_newest_first(handover: HandoverLog) -> None:
 
 def indexed(log: HandoverLog, word: str) -> int:
     """Rows the FTS index itself has for a word (not the messages table)."""
-    return log.db.execute("SELECT COUNT(*) FROM messages_fts WHERE messages_fts MATCH ?", [f'"{word}"']).fetchone()[0]
+    return index_count(log, "messages_fts", word)
 
 
 def test_privacy_deletion_and_the_citizens_own_deletion_remove_the_index_rows(handover: HandoverLog) -> None:
@@ -140,11 +142,8 @@ def test_privacy_deletion_and_the_citizens_own_deletion_remove_the_index_rows(ha
     assert indexed(handover, "zwiebelfisch") == 1 and indexed(handover, "kartoffelkuchen") == 0
     assert words_found(handover, "Zwiebelfisch") == ["Zwiebelfisch ist auch mein Nachbar"]
     assert words_found(handover, "Kartoffelkuchen") == []
-    assert handover.db.execute("INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)").rowcount != 0
-
-
-def files(path: Path) -> bytes:
-    return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+    assert handover.backend != "sqlite" or handover.db.execute(
+        "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)").rowcount != 0
 
 
 @pytest.mark.parametrize("how", ["citizen", "chat", "retention"])
@@ -156,7 +155,7 @@ def test_a_deleted_messages_words_leave_the_index_in_the_file_too(tmp_path: Path
     for n in range(30):  # other traffic, so the index has more than one segment
         write(log, f"other{n}", f"Nachricht Nummer {n} über den Hafen")
     log.db.execute("PRAGMA wal_checkpoint(PASSIVE)")
-    assert b"quappenfang" in files(path)  # the index keeps the folded word (the text itself is capitalised)
+    assert b"quappenfang" in stored(path, log.url)  # the index keeps the folded word (the text itself is capitalised)
     if how == "citizen":
         delete_citizen(log, log.conversation(chat).citizen, "cli:root")
     elif how == "chat":
@@ -165,9 +164,10 @@ def test_a_deleted_messages_words_leave_the_index_in_the_file_too(tmp_path: Path
         purge_expired(log, 30, now=NOW)
     assert words_found(log, "Hafen")[:1] == ["Nachricht Nummer 29 über den Hafen"]
     log.close()
-    assert b"quappenfang" not in files(path) and b"Quappenfang" not in files(path)
+    assert b"quappenfang" not in stored(path, log.url) and b"Quappenfang" not in stored(path, log.url)
 
 
+@SQLITE_ONLY
 def test_rewriting_the_index_waits_for_no_other_process(tmp_path: Path) -> None:
     import sqlite3
 
@@ -196,6 +196,7 @@ def test_the_retention_job_removes_the_index_rows_of_old_transcripts() -> None:
     log.close()
 
 
+@SQLITE_ONLY
 def test_an_existing_database_gets_its_index_when_it_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite3"
     db = Database(path)

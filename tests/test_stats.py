@@ -33,6 +33,7 @@ from bot.responses import Responses
 from bot.settings import Settings
 from bot.triage import Triage
 from bot.web.stats_reader import READER
+from tests.pg_index import SQLITE_ONLY
 from tests.web_support import Browser, served, with_settings
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -254,7 +255,7 @@ def test_a_conversation_id_used_again_after_retention_starts_its_own_figures(sma
     for n in range(10):  # SQLite gives the old ids again, among them those of h1-h3 and i1
         conv = log.message(_say(log, clock, "webchat", f"new{n}", (20, 13, n), "human_handoff", "handover")).conversation_id
         log.queue(conv, "handover", "human_handoff")
-    assert conv == 10
+    assert conv == 10 or log.backend == "postgresql"  # (PostgreSQL never gives an id again)
     today = compute(log, Period(date(2026, 11, 20), date(2026, 11, 20)), DUTY, now=datetime(2026, 11, 20, 15, tzinfo=timezone.utc))
     assert today.unanswered == 10 and today.queue_max[14] == 10
     past = compute(log, PERIOD, DUTY, now=AFTER)
@@ -282,6 +283,7 @@ def test_an_assignment_ends_the_wait_in_the_queue(small_log: Any) -> None:
     assert ended == clock()
 
 
+@SQLITE_ONLY
 def test_the_migration_fills_the_figures_from_an_existing_log(small_log: Any) -> None:
     log, clock = small_log
     _comments(log, clock)

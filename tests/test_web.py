@@ -43,6 +43,7 @@ async def test_everyone_gets_a_bare_liveness_answer_and_nothing_about_the_inside
     assert metrics.headers["WWW-Authenticate"].startswith("Bearer") and "streife_queue_length" not in refused
 
 
+@pytest.mark.sqlite_only  # (the FTS5 rewrite: PostgreSQL has no index file to rewrite)
 async def test_stopping_the_app_stops_a_search_rewrite_and_the_dashboard_reader_before_the_log_closes(
         settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(search_index, "MERGE_PAGES", 1)  # the rewrite takes many small steps

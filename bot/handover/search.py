@@ -5,6 +5,7 @@ search from three letters on, so "Roller" also finds "Rollers"), words in "doubl
 The indexes are kept in step with `messages` (schema `_v4`) and `comments` (`_v9`) by triggers: a
 privacy deletion or the retention job removes an entry in the same transaction as its row. Chats come
 one row per conversation (its best hit and the number of hits), comments one row per comment.
+On PostgreSQL the same words, filters and pages come from GIN indexes (bot/handover/pg_search.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.handover import pg_search
 from bot.handover.search_index import forget_deleted, forget_deleted_soon  # noqa: F401 (re-exported for privacy.py)
 from bot.handover.store import STATES, Conversation, HandoverLog
 from nlu.intents import INTENTS
@@ -230,7 +232,11 @@ def search_chats(log: HandoverLog, query: SearchQuery, page_size: int = PAGE_SIZ
                             ("m.created_at >= ?", query.since), ("m.created_at < ?", query.until)))
     where.insert(0, "m.author != 'bot'")
     expression = fts_query(query.words)
-    if expression:
+    postgres = getattr(log, "backend", "sqlite") == "postgresql"  # (PostgreSQL: bot/handover/pg_search.py)
+    terms = pg_search.terms(log.db, expression) if postgres and expression else []
+    if postgres:  # (one page in one query, the best hit ranked for those conversations only)
+        rows = pg_search.chat_page(log, pg_search.tsquery(terms) if expression else None, where, args, query.page, page_size)
+    elif expression:
         rows = log.db.execute(
             "SELECT m.id, m.conversation_id, bm25(messages_fts) FROM messages_fts JOIN messages m ON m.id = messages_fts.rowid "
             f"JOIN conversations c ON c.id = m.conversation_id WHERE messages_fts MATCH ? AND {' AND '.join(where)} "
@@ -239,19 +245,22 @@ def search_chats(log: HandoverLog, query: SearchQuery, page_size: int = PAGE_SIZ
         rows = log.db.execute(f"SELECT m.id, m.conversation_id, -m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id "
                               f"WHERE {' AND '.join(where)} ORDER BY m.id DESC", args)
     try:
-        order, groups, more = _grouped(log, rows, query.page, page_size)
+        order, groups, more = rows if postgres else _grouped(log, rows, query.page, page_size)
     finally:
-        rows.close()
+        if not postgres:
+            rows.close()
     best = [groups[c][1] for c in order]
     if not best:
         return [], more
     marks = ",".join("?" * len(best))
     snippets = dict(log.db.execute(
         f"SELECT rowid, snippet(messages_fts, 0, '{OPEN}', '{CLOSE}', ' … ', 16) FROM messages_fts "
-        f"WHERE messages_fts MATCH ? AND rowid IN ({marks})", [expression, *best]).fetchall()) if expression else {}
+        f"WHERE messages_fts MATCH ? AND rowid IN ({marks})", [expression, *best]).fetchall()) if expression and not postgres else {}
     rows_ = {r["id"]: r for r in log._select(
         "SELECT m.id, m.conversation_id, m.created_at, m.author, m.intent, m.text, c.channel, c.citizen, c.state "
         f"FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.id IN ({marks})", best)}
+    if expression and postgres:
+        snippets = pg_search.snippets(log, {i: rows_[i]["text"] for i in best}, terms, OPEN, CLOSE)
     hits = [Hit(r["id"], r["conversation_id"], r["created_at"], r["author"], r["intent"], snippets.get(r["id"], r["text"]) or "",
                 r["channel"], r["citizen"], r["state"], groups[r["conversation_id"]][0])
             for r in (rows_[i] for i in best)]
@@ -267,7 +276,12 @@ def search_comments(log: HandoverLog, query: SearchQuery, page_size: int = PAGE_
     columns = ("c.id, c.created_at, c.author, c.channel, c.intent, c.hidden, c.deleted, c.removed_at, "
                "COALESCE(p.caption, '') AS caption")
     expression = fts_query(query.words)
-    if expression:
+    if expression and getattr(log, "backend", "sqlite") == "postgresql":  # (bot/handover/pg_search.py)
+        terms = pg_search.terms(log.db, expression)
+        rows = pg_search.comment_rows(log, columns, pg_search.tsquery(terms), where, [*args, *limit])
+        marked = pg_search.snippets(log, {r["id"]: r["snip"] for r in rows[:page_size]}, terms, OPEN, CLOSE)
+        rows = [{**r, "snip": marked.get(r["id"], r["snip"])} for r in rows]
+    elif expression:
         rows = log._select(
             f"SELECT {columns}, snippet(comments_fts, 0, '{OPEN}', '{CLOSE}', ' … ', 16) AS snip FROM comments_fts "
             "JOIN comments c ON c.id = comments_fts.rowid JOIN posts p ON p.id = c.post_id "

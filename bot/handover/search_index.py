@@ -3,6 +3,15 @@
 The service must not stop for the rewrite (about 0.6 s for a million messages): `forget_deleted_soon`
 runs FTS5's incremental merge in small steps with the event loop free in between; the CLI and tests
 without an event loop rewrite at once (`forget_deleted`).
+
+PostgreSQL: a deleted row leaves every query and search with its transaction, but its folded words
+stay in the GIN index's file (GIN keeps a key once stored; VACUUM only empties its list) and its text
+in the table's pages. So the rewrite there is `REINDEX INDEX CONCURRENTLY` of the two search indexes
+(the words leave the index file; reads and writes go on meanwhile), then a VACUUM of the tables a
+deletion touches (their space is reused), on a connection of its own in a thread: the event loop
+never waits. What it cannot do: overwrite the old row's bytes in the table's pages (SQLite's
+secure_delete does). They go when PostgreSQL reuses the space, or at once with VACUUM FULL or
+pg_repack in a maintenance window; the write-ahead log and backups keep them until they rotate.
 """
 
 from __future__ import annotations
@@ -17,7 +26,21 @@ from bot.handover.store import HandoverLog, is_busy
 
 logger = logging.getLogger(__name__)
 FTS_TABLES = ("messages_fts", "comments_fts")
+PG_INDEXES = ("idx_messages_search", "idx_comments_search")  # PostgreSQL (pg_features.sql)
+VACUUMED = ("messages", "comments", "comment_actions", "evidence", "notes", "events", "conversations")
 MERGE_PAGES = 64  # index pages one step of the incremental rewrite writes (a few milliseconds)
+
+
+def pg_rewrite(url: str) -> None:
+    """PostgreSQL: the search indexes built again without deleted words, then VACUUM (no lock stops reads or writes)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5, application_name="streife-rewrite") as conn:
+        conn.execute(f"SET lock_timeout = {int(RETRY_BUSY_S * 1000)}")  # (it waits for older transactions to end)
+        for index in PG_INDEXES:
+            conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {index}_ccnew")  # (left invalid by an interrupted run)
+            conn.execute(f"REINDEX INDEX CONCURRENTLY {index}")
+        conn.execute(f"VACUUM {', '.join(VACUUMED)}")
 
 
 def forget_deleted(log: HandoverLog) -> None:
@@ -29,6 +52,12 @@ def forget_deleted(log: HandoverLog) -> None:
     The entries are already out of the search; when another process holds the write lock, the next
     deletion or retention run rewrites the index.
     """
+    if log.backend == "postgresql":
+        if log.db.in_transaction:  # (the rebuild would wait for this very transaction)
+            logger.warning("search index not rewritten: called inside a transaction; the next deletion or retention run does it")
+            return
+        pg_rewrite(log.url or "")
+        return
     try:
         for table in FTS_TABLES:
             log.db.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
@@ -54,6 +83,12 @@ async def forget_deleted_steps(log: HandoverLog, pages: int | None = None) -> in
     Stopped by another process's write lock, it is tried again RETRY_BUSY_S later (deleted words must leave the file).
     """
     pages, steps = pages or MERGE_PAGES, 0
+    if log.backend == "postgresql":
+        try:
+            await asyncio.to_thread(pg_rewrite, log.url or "")
+        except Exception as err:  # (the rows are out of every search already; the next deletion or retention run redoes it)
+            logger.warning("search index rewrite after a deletion failed: %s", str(err)[:200])
+        return 1
     try:
         for table in FTS_TABLES:
             work = merge_step(log, table, -pages)
@@ -101,6 +136,7 @@ def forget_deleted_soon(log: HandoverLog, then: Callable[[HandoverLog], Any] | N
 
     `then(log)` runs after the rewrite (the WAL checkpoint, so the old pages leave the file). Deletions
     while a rewrite runs make it run once more (never two at a time). The task, or None when done at once.
+    PostgreSQL: `pg_rewrite` in a thread (the GIN indexes keep a deleted row's words until rebuilt).
     """
     try:
         asyncio.get_running_loop()

@@ -240,7 +240,7 @@ def compute(log: HandoverLog | Database, period: Period, duty: DutyHours, now: d
     Takes the handover log or a connection of its own (the web app reads in a worker thread); the
     per-day tables are rebuilt first when they were built for another time zone.
     """
-    db: Database = log if isinstance(log, Database) else log.db
+    db: Database = log if isinstance(log, Database) or not hasattr(log, "db") else log.db  # (no `db`: PostgreSQL's adapter)
     zone = duty.zone
     ensure_zone(db, str(zone))
     start, end = period.bounds(zone)

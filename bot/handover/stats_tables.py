@@ -16,6 +16,7 @@ job leaves every figure in place (the rows hold no personal data, and officers r
 `purging(db)` puts a `kv` row there for the length of its transaction, and the triggers do nothing
 while it is there. A rebuild for another zone keeps what the log no longer holds (see `rebuild`).
 The waits and first replies of _v7 (bot/handover/stats.py) are kept past retention the same way.
+On PostgreSQL the tables and triggers (PL/pgSQL, same figures) are in pg_features.sql; the rebuild is this one.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Iterator
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from sqlite_utils import Database
@@ -32,6 +33,7 @@ DEFAULT_ZONE = "Europe/Berlin"  # Settings.timezone's default; the dashboard reb
 ZONE_KEY = "stats_zone"
 FIRST_YEAR, LAST_YEAR = 1990, 2100
 PURGE_KEY = "stats_retention"  # present in `kv` only inside the retention job's transaction
+REBUILD_LOCK, REBUILD_WAIT_MS = 0x53_74_61_74, 120_000  # PostgreSQL: one rebuild at a time across instances
 PURGING = f"EXISTS (SELECT 1 FROM kv WHERE key = '{PURGE_KEY}')"
 COUNTING = f"NOT {PURGING}"
 
@@ -177,7 +179,17 @@ def zone_offsets(zone: ZoneInfo) -> list[tuple[str, str]]:
     return rows
 
 
-def _from_log() -> dict[str, str]:
+KEYS = {"stats_days_volume": "day, channel, direction, author", "stats_days_intents": "day, intent",  # (PostgreSQL's
+        "stats_days_actions": "day, action", "stats_hours_inbound": "hour", "stats_days_comments": "day, channel, outcome",  # ON CONFLICT
+        "stats_days_relabels": "day, was, intent"}  # needs them; pg_features.sql has the tables and triggers)
+
+
+def _pg_day(stamp: str) -> str:
+    """SQL on PostgreSQL: the local day of a UTC timestamp expression (pg_features.sql's stats_day, as `_day`)."""
+    return f"stats_day({stamp})"
+
+
+def _from_log(_day: Callable[[str], str] = _day) -> dict[str, str]:
     """Per table: the SELECT that counts its rows from the log as it is, in the zone `stats_zone` holds."""
     hour_day = _day("(hour || ':00:00.000+00:00')")  # offsets change on whole UTC hours: group by hour first
     per_key = {table: (f"SELECT {hour_day}, k, SUM(n) FROM (SELECT substr(created_at, 1, 13) AS hour, COALESCE({column}, '') AS k,"
@@ -196,10 +208,15 @@ def _from_log() -> dict[str, str]:
     }
 
 
+def _pg_from_log() -> dict[str, str]:
+    """`_from_log` for PostgreSQL: its days from stats_day(), and a name for each subquery (PostgreSQL 15 wants one)."""
+    return {table: query.replace(") GROUP BY", ") AS hours GROUP BY") for table, query in _from_log(_pg_day).items()}
+
+
 def _kept(db: Database) -> dict[str, Counter[tuple[str, ...]]]:
     """What the tables count beyond the log (messages and comments the retention job removed), per table."""
     kept = {}
-    for table, query in _from_log().items():
+    for table, query in (_pg_from_log() if getattr(db, "backend", "sqlite") == "postgresql" else _from_log()).items():
         rows: Counter[tuple[str, ...]] = Counter({tuple(r[:-1]): r[-1] for r in db.execute(f"SELECT * FROM {table}")})
         rows.subtract({tuple(r[:-1]): r[-1] for r in db.execute(query)})
         kept[table] = +rows  # (only the positive: a table that counted too little is simply put right)
@@ -216,14 +233,18 @@ def rebuild(db: Database, zone_name: str) -> None:
     kept = _kept(db) if built else {}
     db.execute("DELETE FROM stats_zone")
     db.conn.executemany("INSERT INTO stats_zone VALUES (?, ?)", zone_offsets(ZoneInfo(zone_name)))
-    for table, query in _from_log().items():
+    postgres = getattr(db, "backend", "sqlite") == "postgresql"
+    for table, query in (_pg_from_log() if postgres else _from_log()).items():
         db.execute(f"DELETE FROM {table}")
         db.execute(f"INSERT INTO {table} {query}")
         rows = kept.get(table)
         if rows:
             marks = ", ".join("?" * (len(next(iter(rows))) + 1))
-            db.conn.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT DO UPDATE SET n = n + excluded.n",
+            update = f"({KEYS[table]}) DO UPDATE SET n = {table}.n" if postgres else "DO UPDATE SET n = n"  # (PostgreSQL names the key)
+            db.conn.executemany(f"INSERT INTO {table} VALUES ({marks}) ON CONFLICT {update} + excluded.n",
                                 [(*key, n) for key, n in rows.items()])
+    if postgres:
+        db.execute("SELECT stats_comments_recounted()")  # (pg_features.sql: each comment's key, for its triggers)
     db.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                [ZONE_KEY, zone_name])
 
@@ -274,5 +295,11 @@ def ensure_zone(db: Database, zone_name: str) -> bool:
     if row and row[0] == zone_name:
         return False
     with db.atomic():
+        if getattr(db, "backend", "sqlite") == "postgresql":  # two instances starting at once: one rebuilds, the other waits
+            db.execute(f"SET LOCAL lock_timeout = {REBUILD_WAIT_MS}")
+            db.execute("SELECT pg_advisory_xact_lock(?)", [REBUILD_LOCK])
+            row = db.execute("SELECT value FROM kv WHERE key = ?", [ZONE_KEY]).fetchone()
+            if row and row[0] == zone_name:
+                return False
         rebuild(db, zone_name)
     return True

@@ -30,6 +30,11 @@ class StatsReader:
         self._db: Database | None = None
 
     def _connection(self, log: HandoverLog) -> Database:
+        if self._db is None and log.url:  # PostgreSQL: a connection of this thread's own (READ COMMITTED)
+            from bot.handover.pg import PgDatabase
+
+            self._db = PgDatabase(log.url, lock_timeout_ms=BUSY_MS, application_name="streife-stats")  # type: ignore[assignment]
+            self._db.id_tables = log.db.id_tables  # type: ignore[attr-defined]
         if self._db is None:
             path = next((row[2] for row in log.db.execute("PRAGMA database_list") if row[1] == "main"), "")
             if not path:  # ":memory:" cannot be opened twice
@@ -57,6 +62,7 @@ class ReadOnlyLog:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.backend = getattr(db, "backend", "sqlite")
 
     _rows = HandoverLog._rows
     _select = HandoverLog._select
