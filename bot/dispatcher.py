@@ -142,15 +142,32 @@ class Dispatcher(UnwrittenAnswers):
     # -- deciding -------------------------------------------------------------------------------
 
     async def process_and_deliver(self, message_id: int) -> list[Message]:
-        """Decide on a stored message and send the replies, in order per conversation."""
-        conversation_id = self.log.message(message_id).conversation_id
+        """Decide on a stored message and send the replies, in order per conversation.
+
+        Under the conversation's lock, the chat's earlier messages nobody decided yet (their instance
+        died between storing and deciding) are decided first, and its earlier replies still pending
+        (on the wire when an instance died) are sent first: a citizen never gets an answer before the
+        answer to what they wrote earlier. An emergency goes first all the same; the rest follows it.
+        """
+        msg = self.log.message(message_id)
         self.deciding.add(message_id)
         try:
-            async with self.conversation_lock(conversation_id):
-                outbound = await self.process(message_id)
-                return await self._deliver(outbound)
+            async with self.conversation_lock(msg.conversation_id):
+                if self.urgent(msg.text, msg.meta.get("button")):
+                    sent = await self._deliver(await self.process(message_id))
+                    return sent + await self._catch_up(msg.conversation_id, message_id)
+                await self._catch_up(msg.conversation_id, message_id)
+                return await self._deliver(await self.process(message_id))
         finally:
             self.deciding.discard(message_id)
+
+    async def _catch_up(self, conversation_id: int, message_id: int) -> list[Message]:
+        """Decide the chat's undecided messages before `message_id`, then send its pending replies, oldest first."""
+        for earlier in self.log.undecided_before(conversation_id, message_id):
+            if earlier.id not in self.deciding:
+                await self.process(earlier.id)
+        retrying = self.failed_at  # (a reply whose send just failed here waits for the recovery loop's backoff)
+        return await self._deliver([i for i in self.log.pending_outbound_ids(conversation_id) if i not in retrying])
 
     def _context(self, conv: Conversation | None, created_at: str) -> Context:
         if conv is None:

@@ -112,3 +112,15 @@ def test_nlu_throughput_parses_every_message_with_two_workers() -> None:
 
     rate, median_ms, missed = asyncio.run(nlu_throughput.measure(workers=2, messages=40, concurrency=4))
     assert missed == 0 and rate > 0 and median_ms > 0
+
+
+def test_two_instances_bench_measures_throughput_latency_and_takeover(capsys) -> None:
+    from bench import two_instances
+
+    results = asyncio.run(two_instances.main([], smoke=True))
+    assert set(results) == {"sqlite-1", "pg-2"}
+    for run in results.values():
+        assert run["throughput"]["lost"] == 0 and run["throughput"]["per_s"] > 0
+        assert run["latency"]["lost"] == 0 and run["latency"]["p99_ms"] >= run["latency"]["p50_ms"] > 0
+        assert len(run["takeover"]) == 1 and 0 < run["takeover"][0] < 30
+    assert "pg-2: polling takeover" in capsys.readouterr().out

@@ -446,6 +446,18 @@ class HandoverLog:
         """Inbound messages stored but not yet decided on (after a crash), oldest first."""
         return [_message(r) for r in self._select("SELECT * FROM messages WHERE direction = 'in' AND status = 'received' ORDER BY id")]
 
+    def undecided_before(self, conversation_id: int, message_id: int) -> list[Message]:
+        """A conversation's inbound messages before `message_id` that were stored but not decided, oldest first."""
+        return [_message(r) for r in self._select(
+            "SELECT * FROM messages WHERE conversation_id = ? AND direction = 'in' AND status = 'received' AND id < ?"
+            " ORDER BY id", [conversation_id, message_id])]
+
+    def pending_outbound_ids(self, conversation_id: int) -> list[int]:
+        """A conversation's replies not yet delivered, oldest first."""
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM messages WHERE conversation_id = ? AND direction = 'out' AND status = 'pending' ORDER BY id",
+            [conversation_id]).fetchall()]
+
     def pending_outbound(self, channel: str | None = None) -> list[Message]:
         """Outbound messages not yet delivered, oldest first."""
         sql = "SELECT * FROM messages WHERE direction = 'out' AND status = 'pending'"
