@@ -127,7 +127,7 @@ class Cluster:
     # -- locks and messages --------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def conversation_lock(self, conversation_id: int) -> AsyncIterator[None]:
+    async def conversation_lock(self, conversation_id: int, urgent: bool = False) -> AsyncIterator[None]:
         """Held while a conversation's messages are decided or sent: one task at a time, in order."""
         async with self.local_locks[conversation_id]:
             yield

@@ -31,6 +31,7 @@ TICK_S = 1.0  # leadership tried / checked this often
 QUERY_TIMEOUT_S = 3.0  # a check that takes longer counts as a lost connection
 LISTEN_CHECK_S = 5.0  # the LISTEN connection is checked this often when quiet
 LOCK_POLL_S = (0.002, 0.05)  # first and longest pause between two tries of a conversation lock
+URGENT_GIVE_UP_S = 0.5  # ... for an emergency: then it goes on under the local lock alone
 LOCK_GIVE_UP_S = 5.0  # a conversation lock not takeable for this long because the database is unreachable: error
 MAX_PAYLOAD = 7900  # NOTIFY takes < 8000 bytes
 OUTBOX = 1000
@@ -118,17 +119,22 @@ class PgCluster(Cluster):
     # -- conversation locks ---------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def conversation_lock(self, conversation_id: int) -> AsyncIterator[None]:
-        """The local asyncio lock, then the conversation's advisory lock in PostgreSQL (polled, never blocking)."""
+    async def conversation_lock(self, conversation_id: int, urgent: bool = False) -> AsyncIterator[None]:
+        """The local asyncio lock, then the conversation's advisory lock in PostgreSQL (polled, never blocking).
+
+        `urgent` (an emergency): when the lock connection is gone, go on with the local lock after
+        URGENT_GIVE_UP_S instead of failing after LOCK_GIVE_UP_S: the 110 reply never waits for it.
+        """
         async with self.local_locks[conversation_id]:
             key = conversation_id & 0x7FFFFFFF
-            conn = await self._take(key)
+            conn = await self._take(key, URGENT_GIVE_UP_S if urgent else LOCK_GIVE_UP_S)
             try:
                 yield
             finally:
-                await asyncio.shield(self._release(conn, key))
+                if conn is not None:
+                    await asyncio.shield(self._release(conn, key))
 
-    async def _take(self, key: int) -> psycopg.AsyncConnection[Any]:
+    async def _take(self, key: int, give_up_s: float = LOCK_GIVE_UP_S) -> psycopg.AsyncConnection[Any] | None:
         loop = asyncio.get_running_loop()
         pause, started, problem = LOCK_POLL_S[0], loop.time(), "not connected"
         while True:
@@ -145,8 +151,11 @@ class PgCluster(Cluster):
                     problem = f"{type(err).__name__}: {err}"
                 else:
                     problem = ""
-            if problem and loop.time() - started > LOCK_GIVE_UP_S:
-                raise sqlite3.OperationalError(f"conversation lock unavailable ({problem})")
+            if problem and loop.time() - started > give_up_s:
+                if give_up_s < LOCK_GIVE_UP_S:
+                    log.warning("conversation lock %s unavailable (%s): an emergency goes on under this instance's lock", key, problem)
+                    return None
+                raise sqlite3.OperationalError(f"database is busy: conversation lock unavailable ({problem})")
             await asyncio.sleep(pause)
             pause = min(pause * 2, LOCK_POLL_S[1])
 

@@ -68,6 +68,7 @@ class Dispatcher(UnwrittenAnswers):
         self.listeners: list[Listener] = []
         self.cluster: Cluster = SingleNode()  # PgCluster with PostgreSQL (bot/web/app.py): locks across instances, the leader
         self.unwritten: list[Unwritten] = []  # answered emergencies whose records wait for the database
+        self.held_elsewhere: dict[tuple[str, int], float] = {}  # ("in"|"out", id) another instance holds in memory -> until
         self.unrecorded_sent: dict[int, str | None] = {}  # sent replies whose "sent" mark waits for the database
         self.failed_at: dict[int, float] = {}  # outbound id -> when its last send failed (the recovery loop backs off)
         self.sending: set[int] = set()  # outbound ids being sent right now
@@ -83,9 +84,9 @@ class Dispatcher(UnwrittenAnswers):
         """This instance's asyncio lock per conversation (the first half of conversation_lock)."""
         return self.cluster.local_locks
 
-    def conversation_lock(self, conversation_id: int) -> AsyncContextManager[None]:
+    def conversation_lock(self, conversation_id: int, urgent: bool = False) -> AsyncContextManager[None]:
         """One task on one instance at a time decides or sends a conversation's messages, in order."""
-        return self.cluster.conversation_lock(conversation_id)
+        return self.cluster.conversation_lock(conversation_id, urgent)
 
     # -- taking a message in ----------------------------------------------------------------
 
@@ -150,10 +151,11 @@ class Dispatcher(UnwrittenAnswers):
         answer to what they wrote earlier. An emergency goes first all the same; the rest follows it.
         """
         msg = self.log.message(message_id)
+        urgent = self.urgent(msg.text, msg.meta.get("button"))
         self.deciding.add(message_id)
         try:
-            async with self.conversation_lock(msg.conversation_id):
-                if self.urgent(msg.text, msg.meta.get("button")):
+            async with self.conversation_lock(msg.conversation_id, urgent):
+                if urgent:
                     sent = await self._deliver(await self.process(message_id))
                     return sent + await self._catch_up(msg.conversation_id, message_id)
                 await self._catch_up(msg.conversation_id, message_id)
@@ -184,7 +186,7 @@ class Dispatcher(UnwrittenAnswers):
     async def process(self, message_id: int) -> list[int]:
         """Triage a stored inbound message; store the decision and the replies together."""
         msg = self.log.message(message_id)
-        if msg.status != "received" or any(u.message_id == msg.id for u in self.unwritten):
+        if msg.status != "received" or any(u.message_id == msg.id for u in self.unwritten) or self.held_by_another("in", msg.id):
             return []
         conv = self.log.conversation(msg.conversation_id)
         context = self._context(conv, msg.created_at)
@@ -264,7 +266,7 @@ class Dispatcher(UnwrittenAnswers):
         """Send stored replies (the conversation's lock is held)."""
         sent = []
         for message_id in outbound_ids:
-            if message_id in self.sending or message_id in self.unrecorded_sent:
+            if message_id in self.sending or message_id in self.unrecorded_sent or self.held_by_another("out", message_id):
                 continue
             msg = self.log.message(message_id)
             if msg.status != "pending":
@@ -305,6 +307,7 @@ class Dispatcher(UnwrittenAnswers):
             return True
         except sqlite3.OperationalError as err:
             self.unrecorded_sent[message_id] = platform_id
+            self.announce_held()
             log.error("message %s was sent but could not be recorded (%s); recorded later", message_id, err)
             self.recovery.wake()
             return False

@@ -163,6 +163,7 @@ class Recovery:
                 del d.unrecorded_sent[message_id]
                 done += 1
         except sqlite3.OperationalError as err:
+            d.announce_held()  # (the other instances leave these alone meanwhile)
             failures += 1
             wait = 0.2 if is_busy(err) else min(2.0 ** failures, 30.0)
             self._write_due = (failures, self._now() + wait)

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from bot.dispatcher import Dispatcher
 
 log = logging.getLogger("bot.dispatcher")
+HELD_S = 60.0  # another instance's "held in memory" counts this long after its last word (it repeats it each round)
 
 
 @dataclass
@@ -47,7 +49,40 @@ class Unwritten:
 
 
 class UnwrittenAnswers:
-    """The dispatcher's part for emergencies whose records wait for the database."""
+    """The dispatcher's part for emergencies whose records wait for the database.
+
+    With several instances (bot/cluster.py), what one keeps in memory (an answered emergency whose
+    decision is not written yet, a sent reply whose "sent" mark is not) looks undecided or unsent to
+    the others in the database. The instance says so over the cluster each round until it is
+    written, and the others leave those ids alone: no second 110 reply, no reply sent twice.
+    """
+
+    def announce_held(self: "Dispatcher") -> None:
+        """Tell the other instances which stored messages and replies this one holds in memory."""
+        held_in = [u.message_id for u in self.unwritten if u.message_id is not None]
+        held_out = list(self.unrecorded_sent)
+        if held_in or held_out:
+            self.cluster.send({"kind": "held", "in": held_in, "out": held_out})
+
+    def on_cluster_message(self: "Dispatcher", message: dict[str, Any]) -> None:
+        """Cluster receiver: remember what another instance holds in memory."""
+        if message.get("kind") != "held":
+            return
+        until = time.monotonic() + HELD_S
+        for direction in ("in", "out"):
+            for ident in message.get(direction) or ():
+                if isinstance(ident, int):
+                    self.held_elsewhere[(direction, ident)] = until
+
+    def held_by_another(self: "Dispatcher", direction: str, message_id: int) -> bool:
+        """True while another instance holds this message's records in memory."""
+        until = self.held_elsewhere.get((direction, message_id))
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self.held_elsewhere[(direction, message_id)]
+        return False
 
     async def _answer_unstored(self: "Dispatcher", inbound: Inbound) -> Unwritten:
         """Decide on an emergency that could not be stored (database locked) and answer it from memory."""
@@ -70,6 +105,7 @@ class UnwrittenAnswers:
     def _register(self: "Dispatcher", item: Unwritten, conv: Conversation) -> None:
         """Keep an answered emergency for the recovery loop and send its replies in the background."""
         self.unwritten.append(item)
+        self.announce_held()
         task = asyncio.ensure_future(self._send_unwritten(item, conv))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

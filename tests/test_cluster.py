@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import signal
+import sqlite3
 import sys
 import time
 from contextlib import asynccontextmanager
@@ -301,6 +302,7 @@ async def instance(url: str, name: str, triage: Triage, sender: SlowRecorder) ->
     log = HandoverLog.open(url)
     dispatcher = Dispatcher(log, triage, {"webchat": sender})
     dispatcher.cluster = PgCluster(url, name, tick_s=0.2)
+    dispatcher.cluster.receivers.append(dispatcher.on_cluster_message)  # (as bot/web/app.py wires it)
     await dispatcher.cluster.start()
     try:
         yield dispatcher
@@ -492,3 +494,29 @@ async def test_an_emergency_comment_taken_in_by_the_follower_is_answered_at_once
                 await cluster.close()
             for log in logs:
                 log.close()
+
+
+async def test_an_emergency_one_instance_holds_in_memory_is_not_answered_again_by_the_other(
+    pg_url: str, triage_no_model: Triage, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sender = SlowRecorder()
+    async with instance(pg_url, "a", triage_no_model, sender) as a, instance(pg_url, "b", triage_no_model, sender) as b:
+        record = a._record
+        failures = iter([True])
+
+        def locked_once(*args: Any, **kwargs: Any) -> Any:
+            if next(failures, False):
+                raise sqlite3.OperationalError("database is locked (LockNotAvailable)")
+            return record(*args, **kwargs)
+
+        monkeypatch.setattr(a, "_record", locked_once)
+        await a.handle(Inbound("webchat", "c9", "c9", "Hilfe, er hat ein Messer und sticht zu", platform_id="m1"))
+        await asyncio.sleep(0.5)  # answered from memory; its decision waits in A's memory, and A says so
+        assert [t for _, t in sender.sent if t.startswith("🚨")] and a.unwritten
+        await b.handle(Inbound("webchat", "c9", "c9", "hallo??", platform_id="m2"))  # B's catch-up sees it undecided
+        await b.recovery.run_once(everything_due=True)  # and so does the leader's round
+        assert len([t for _, t in sender.sent if t.startswith("🚨")]) == 1  # one emergency reply, not two
+        await a.recovery.run_once(everything_due=True)  # A writes its records
+        conv = a.log.find_conversation("webchat", "c9")
+        assert conv is not None and a.log.transcript(conv.id)[0].status == "processed"
+        assert len([m for m in a.log.transcript(conv.id) if m.text.startswith("🚨")]) == 1

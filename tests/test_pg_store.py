@@ -131,3 +131,13 @@ async def test_an_emergency_while_postgresql_is_down_is_answered_and_recorded_wh
         log.close()
     finally:
         server.stop()
+
+
+async def test_a_message_with_a_nul_character_is_stored_and_an_emergency_in_it_answered(
+        pg_url: str, triage_no_model: Triage) -> None:
+    log = HandoverLog.open(pg_url)  # (PostgreSQL's text cannot hold NUL; platforms can send one)
+    dispatcher = Dispatcher(log, triage_no_model, {"telegram": LogOnlySender()})
+    replies = await dispatcher.handle(Inbound("telegram", "5", "5", "Hilfe\x00 er hat ein Messer und sticht zu", platform_id="n1"))
+    assert replies and replies[0].text.startswith("🚨")
+    assert log.transcript(replies[0].conversation_id)[0].text == "Hilfe\ufffd er hat ein Messer und sticht zu"
+    log.close()

@@ -142,7 +142,7 @@ class Comments(CommentActions):
             " COUNT(CASE WHEN c.need = 2 THEN 1 END) AS abuse, COUNT(CASE WHEN c.need = 3 THEN 1 END) AS listed,"
             " SUM(c.hidden) AS hidden, MIN(c.need) AS top, MAX(c.created_at) AS last"
             " FROM posts p LEFT JOIN comments c ON c.post_id = p.id GROUP BY p.id"
-            " ORDER BY COALESCE(MIN(c.need), 9), MAX(c.created_at) DESC, p.id DESC")
+            " ORDER BY COALESCE(MIN(c.need), 9), COALESCE(MAX(c.created_at), '') DESC, p.id DESC")
         out = []
         for r in rows:
             post = Post(**{k: r[k] for k in ("id", "channel", "platform_id", "permalink", "caption", "created_at")})

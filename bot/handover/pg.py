@@ -181,6 +181,11 @@ class PgTable:
         return self
 
 
+def _params(params: Any) -> list[Any]:
+    """Parameters as PostgreSQL takes them: its text cannot hold NUL (SQLite's can), so a NUL becomes U+FFFD."""
+    return [p.replace("\x00", "\ufffd") if isinstance(p, str) else p for p in (params or ())]
+
+
 def _value(value: Any) -> Any:
     """sqlite-utils stores dicts and lists as JSON text."""
     return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else value
@@ -247,7 +252,7 @@ class PgDatabase:
         if self.conn.trace is not None:
             self.conn.trace(query)
         with sqlite_errors():
-            cursor = self._live().execute(query, list(params or ()))
+            cursor = self._live().execute(query, _params(params))
             if returning:
                 row = cursor.fetchone()
                 return PgCursor(cursor, row[0] if row else None)
@@ -257,7 +262,7 @@ class PgDatabase:
         query, _ = translate(sql, frozenset())
         with sqlite_errors():
             cursor = self._live().cursor()
-            cursor.executemany(query, [list(r) for r in rows])
+            cursor.executemany(query, [_params(r) for r in rows])
         return PgCursor(cursor)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Iterator[dict[str, Any]]:

@@ -200,11 +200,10 @@ class HandoverLog:
         self.db.execute("INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])
 
     def _pseudonym_key(self) -> bytes:
-        key = self.get_value("pseudonym_key")
-        if key is None:
-            key = secrets.token_hex(32)
-            self.set_value("pseudonym_key", key)
-        return key.encode()
+        """The key pseudonyms are made with; the first start makes it (instances starting at once: the first one's)."""
+        self.db.execute("INSERT INTO kv (key, value) VALUES ('pseudonym_key', ?) ON CONFLICT(key) DO NOTHING",
+                        [secrets.token_hex(32)])
+        return str(self.get_value("pseudonym_key")).encode()
 
     def pseudonym(self, channel: str, user_id: str) -> str:
         """A stable pseudonymous citizen id; raw platform ids never leave the log."""

@@ -111,6 +111,7 @@ def create_app(settings: Settings, services: Services | None = None, load_model:
         own_cluster = dispatcher.cluster.backend == "sqlite" and getattr(app[SERVICES].handover, "backend", "sqlite") == "postgresql"
         if own_cluster:  # several instances may share this database: leader, locks and live updates across them
             dispatcher.cluster = for_database(str(app[SERVICES].handover.url))
+            dispatcher.cluster.receivers.append(dispatcher.on_cluster_message)  # what the others hold in memory
         await dispatcher.cluster.start()
         supervisor = NluSupervisor(settings) if load_model and app[SERVICES].triage.parser is None else None
         if supervisor is not None:
