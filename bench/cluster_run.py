@@ -51,16 +51,10 @@ class TaggedBotApi(FakeBotApi):
         super().__post_init__()
         self.polls: list[tuple[float, str]] = []  # (time.monotonic() on arrival, tag)
 
-    async def start(self, port: int = 0) -> "TaggedBotApi":
-        app = web.Application()
-        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+    def routes(self, app: web.Application) -> None:
+        """The Bot API's paths, also under /<tag>/ (the instance that polls)."""
+        super().routes(app)
         app.router.add_route("*", "/{tag}/bot{token}/{method}", self._tagged)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
 
     def tagged_url(self, tag: str) -> str:
         """The base URL (PTB's form) an instance tagged `tag` uses."""

@@ -114,10 +114,14 @@ class FakeBotApi:
 
     # -- server ------------------------------------------------------------------------------
 
+    def routes(self, app: web.Application) -> None:
+        """The Bot API's paths."""
+        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+
     async def start(self, port: int = 0) -> "FakeBotApi":
         """Listen on 127.0.0.1 (a free port unless given)."""
         app = web.Application()
-        app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        self.routes(app)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
