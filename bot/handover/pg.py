@@ -40,11 +40,6 @@ _WHERE_1 = re.compile(r"\bWHERE\s+1\b(?!\s*[=<>!])", re.I)
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+(IGNORE|REPLACE)\s+)?INTO\s+(\w+)", re.I)
 
 
-def is_url(target: object) -> bool:
-    """True for a PostgreSQL connection URL."""
-    return str(target).startswith(("postgresql://", "postgres://"))
-
-
 @lru_cache(maxsize=2048)
 def translate(sql: str, id_tables: frozenset[str]) -> tuple[str, bool]:
     """SQLite-dialect SQL as PostgreSQL runs it; True when the statement now returns the new row's id."""
@@ -271,9 +266,6 @@ class PgDatabase:
         return (dict(zip(keys, row)) for row in cursor)
 
     def __getitem__(self, name: str) -> PgTable:
-        return PgTable(self, name)
-
-    def table(self, name: str) -> PgTable:
         return PgTable(self, name)
 
     @contextlib.contextmanager
