@@ -7,6 +7,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(value: object) -> bool:
+    """True for a PostgreSQL connection URL (DATABASE_URL); anything else is a SQLite path."""
+    return str(value).startswith(POSTGRES_SCHEMES)
+
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -199,7 +207,7 @@ class Settings:
 
     def validate(self) -> None:
         """Raise SettingsError for values that cannot work."""
-        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://")):
+        if self.database_url and not is_postgres_url(self.database_url):
             raise SettingsError("DATABASE_URL must start with postgresql:// (leave it empty for SQLite at DATABASE_PATH)")
         if not 0 < self.web_port < 65536:
             raise SettingsError(f"WEB_PORT must be between 1 and 65535, got {self.web_port}")

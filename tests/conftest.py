@@ -23,6 +23,7 @@ from bot.duty import DutyHours  # noqa: E402
 from bot.handover import HandoverLog  # noqa: E402
 from bot.responses import Responses  # noqa: E402
 from bot.safety_net import SafetyNet  # noqa: E402
+from bot.settings import is_postgres_url  # noqa: E402
 from bot.settings import ROOT, Settings  # noqa: E402
 from bot.triage import Triage  # noqa: E402
 from bot.nlu_client import NluClient  # noqa: E402
@@ -126,7 +127,7 @@ def _log_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 
     def open_on_postgres(cls: type[HandoverLog], path: Path | str, *args: object, **kwargs: object) -> HandoverLog:
         key = str(path)
-        if key.startswith("postgresql://"):
+        if is_postgres_url(key):
             url = key
         elif key == ":memory:" or key not in opened:
             url = server.create_database(f"t{os.getpid()}_{len(opened)}_{abs(hash((request.node.nodeid, key))) % 10**8}")

@@ -331,3 +331,11 @@ def test_check_threshold_is_a_setting(tmp_path: Path) -> None:
     assert Settings.from_env({}, dotenv=tmp_path / "none.env").check_threshold == Settings.check_threshold
     with pytest.raises(SettingsError, match="CHECK_THRESHOLD"):
         Settings.from_env({"CHECK_THRESHOLD": "1.5"}, dotenv=tmp_path / "none.env")
+
+
+def test_database_url_takes_postgresql_urls_and_refuses_other_schemes(tmp_path: Path) -> None:
+    for url in ("postgresql://bot@db/streife", "postgres://bot@db/streife"):
+        assert Settings.from_env({"DATABASE_URL": url}, dotenv=tmp_path / "none.env").database_url == url
+    assert Settings.from_env({}, dotenv=tmp_path / "none.env").database_url == ""  # SQLite at DATABASE_PATH
+    with pytest.raises(SettingsError, match="DATABASE_URL must start with postgresql://"):
+        Settings.from_env({"DATABASE_URL": "mysql://bot@db/streife"}, dotenv=tmp_path / "none.env")

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 from sqlite_utils import Database
 
 from bot.handover.schema import migrate
+from bot.settings import is_postgres_url
 
 STATES = ("bot", "queued", "claimed", "closed")
 PRIORITY = {"escalate": 2, "handover": 1}
@@ -159,7 +160,7 @@ class HandoverLog:
         event loop must never freeze behind it (a write that meets the lock fails with "database
         is locked"; the dispatcher retries it off the loop, and an emergency is answered anyway).
         """
-        if str(path).startswith(("postgresql://", "postgres://")):
+        if is_postgres_url(path):
             from bot.handover.pg import PgDatabase  # (psycopg: the service's environment only, not the NLU side's)
 
             log = cls(PgDatabase(str(path)), clock)  # type: ignore[arg-type]  # (the same interface: bot/handover/pg.py)
