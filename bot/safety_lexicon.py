@@ -10,7 +10,6 @@ from functools import lru_cache
 from bot.text import normalise
 
 TYPO_MIN = 8  # words (after folding) at least this long also match with one typo
-MANY = 10  # "##" in an entry stands for a number at least this large ("20 tabletten")
 GAP = 4  # "..." in a phrase stands for up to this many words
 _LAUGH = re.compile("[\U0001F602\U0001F923\U0001F606\U0001F605\U0001F639]+")  # laughing emoji read as the word "lol"
 _KO = re.compile(r"\bk\s?\.\s?o\s?\.?\s?-?\s?(?=tropf)")  # "k.o.-tropfen", "k. o. tropfen" -> "ko tropfen"
@@ -85,9 +84,9 @@ def tokenize(text: str) -> Tokens:
 
 @dataclass(frozen=True)
 class Element:
-    """One position of an entry: a word, a stem ("schlag*"), an ending ("*messer"), a number (# or ## for MANY or more), a gap (...) or a clause end ($)."""
+    """One position of an entry: a word, a stem ("schlag*"), an ending ("*messer"), a number (#), a gap (...) or a clause end ($)."""
 
-    kind: str  # word | stem | tail | number | many | gap | end
+    kind: str  # word | stem | tail | number | gap | end
     text: str = ""
     strict: bool = False  # guards: compare the folded word (no a/ae or typo tolerance)
 
@@ -95,8 +94,6 @@ class Element:
         """True when this element accepts the word."""
         if self.kind == "number":
             return folded.isdigit()
-        if self.kind == "many":
-            return folded.isdigit() and int(folded) >= MANY
         word = folded if self.strict else key
         if self.kind == "word":
             if word == self.text:
@@ -128,13 +125,11 @@ def parse_entry(category: str, source: str, strict: bool) -> Entry:
             elements.append(Element("end"))
         elif part == "#":
             elements.append(Element("number"))
-        elif part == "##":
-            elements.append(Element("many"))
         else:
             kind = "stem" if part.endswith("*") else "tail" if part.startswith("*") else "word"
             text = part.strip("*")
             if not _WORD.fullmatch(text) or (kind != "word" and len(text) < 3):
-                raise ValueError(f"{category}: cannot read {source!r} (words, 'stem*', '*ending', '#', '##', '...', '$')")
+                raise ValueError(f"{category}: cannot read {source!r} (words, 'stem*', '*ending', '#', '...', '$')")
             elements.append(Element(kind, text if strict else plain(text), strict))
     if not elements or elements[0].kind in ("gap", "end") or elements[-1].kind == "gap" or any(e.kind == "end" for e in elements[:-1]):
         raise ValueError(f"{category}: {source!r} must start with a word and end with a word or $")
@@ -179,7 +174,7 @@ class Lexicon:
     def __post_init__(self) -> None:
         for entry in self.entries:
             first = entry.elements[0]
-            if first.kind in ("number", "many"):
+            if first.kind == "number":
                 self._numbers.append(entry)
             elif first.kind == "word" and _paired(entry):
                 pairs = self._strict_pairs if first.strict else self._pairs
@@ -205,7 +200,7 @@ class Lexicon:
                     found += [e for e in entries.get(key[-size:] if ends else key[:size], ()) if not e.elements[0].strict]
                     found += [e for e in entries.get(folded[-size:] if ends else folded[:size], ()) if e.elements[0].strict]
         if folded.isdigit():
-            found += [e for e in self._numbers if e.elements[0].matches(folded, key)]
+            found += self._numbers
         if not found and len(key) >= TYPO_MIN - 1:
             for variant in _deletes(key) | {key}:
                 found += [e for e in self._typos.get(variant, ()) if e not in found and one_typo(key, e.elements[0].text)]

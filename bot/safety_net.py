@@ -161,10 +161,8 @@ def _word_lists(words: object, guards: object) -> tuple[list[Entry], dict[str, G
         entries += [parse_entry(str(name), item, strict=False) for item in _list(name, items)]
     found: dict[str, Guard] = {}
     for name, spec in guards.items():
-        if not isinstance(spec, dict) or set(spec) - {"words", "near", "after", "lifted_by", "within"}:
-            raise ValueError(f"guard {name}: a mapping with 'words' (and 'near', 'after', 'lifted_by' or 'within')")
-        if spec.get("within", "sentence") not in ("sentence", "clause"):
-            raise ValueError(f"guard {name}: 'within' must be sentence or clause")
+        if not isinstance(spec, dict) or set(spec) - {"words", "near", "after", "lifted_by"}:
+            raise ValueError(f"guard {name}: a mapping with 'words' (and 'near', 'after' or 'lifted_by')")
         if name in words:
             raise ValueError(f"guard {name}: a word list has the same name")
         entries += [parse_entry(str(name), item, strict=True) for item in _list(name, spec.get("words"))]
@@ -175,7 +173,7 @@ def _word_lists(words: object, guards: object) -> tuple[list[Entry], dict[str, G
         if set(lifted) - set(words):
             raise ValueError(f"guard {name}: 'lifted_by' names no word list: {sorted(set(lifted) - set(words))}")
         after = frozenset(normalise(str(w)) for w in spec.get("after") or ())
-        found[str(name)] = Guard(str(name), near, after, lifted, spec.get("within") == "clause")
+        found[str(name)] = Guard(str(name), near, after, lifted)
     return entries, found
 
 

@@ -20,7 +20,6 @@ class Guard:
     near: int | None = None  # negation: at most this many words before a word the rule needs
     after: frozenset[str] = frozenset()  # ... or, for these words, right after it ("schlägt mich nicht")
     lifted_by: tuple[str, ...] = ()  # lists that cancel the guard in a clause the rule matched ("gestern ..., jetzt steht er")
-    clause: bool = False  # veto only in a clause the rule matched ("die kasse war offen, sie blutet" still fires)
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,8 @@ class Rule:
             guard = guards.get(name, Guard(name))
             if guard.near is not None:
                 continue
-            unit = tokens.clause_of if guard.clause else tokens.sentence_of
-            hit = {unit(s[0]) for s in found.get(name, ())} & (clauses if guard.clause else sentences)
-            lifted = {unit(s[0]) for c in guard.lifted_by for s in found.get(c, ()) if tokens.clause_of(s[0]) in clauses}
+            hit = {tokens.sentence_of(s[0]) for s in found.get(name, ())} & sentences
+            lifted = {tokens.sentence_of(s[0]) for c in guard.lifted_by for s in found.get(c, ()) if tokens.clause_of(s[0]) in clauses}
             if hit - lifted:
                 return None
         return [used for spans in groups for used in spans]
@@ -98,8 +96,7 @@ def _close(span: Span, veto: Span, guard: Guard, tokens: Tokens) -> bool:
     if veto[1] <= span[0]:
         between = range(veto[1], span[0] + 1)
         return span[0] - veto[1] <= (guard.near or 0) and not any(i in tokens.clause_starts for i in between)
-    after = veto[0] >= span[1] and veto[0] - span[1] <= 1 and tokens.folded[veto[0]] in guard.after
-    return after and not any(i in tokens.clause_starts for i in range(span[1], veto[0] + 1))  # "gefallen und nicht ...": another clause
+    return veto[0] >= span[1] and veto[0] - span[1] <= 1 and tokens.folded[veto[0]] in guard.after
 
 
 def read_rule(raw: object, known: set[str]) -> Rule:
