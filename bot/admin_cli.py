@@ -13,7 +13,7 @@ from bot.handover.accounts import ROLES, AccountError, Accounts
 from bot.handover.officers import OfficerError, Officers
 from bot.handover.privacy import delete_citizen, export_citizen
 from bot.handover.queue_view import PAGE_SIZE, queue_view
-from bot.handover.store import CLI_BUSY_MS
+from bot.handover.records import CLI_BUSY_MS
 from bot.handover.states import HandoverStates
 from bot.settings import Settings
 

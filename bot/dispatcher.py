@@ -23,7 +23,7 @@ from bot.channels.base import SendError, Sender
 from bot.cluster import Cluster, SingleNode
 from bot.danger_check import Checked
 from bot.handover import Conversation, HandoverLog, Inbound, Message
-from bot.handover.store import is_busy
+from bot.handover.records import is_busy
 from bot.safety_net import ESCALATION_INTENTS
 from bot.text import clean
 from bot.triage import Context, Decision, Triage

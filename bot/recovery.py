@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Awaitable
 
 from bot.handover import Message
-from bot.handover.store import is_busy
+from bot.handover.records import is_busy
 
 if TYPE_CHECKING:
     from bot.dispatcher import Dispatcher

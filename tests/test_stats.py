@@ -25,10 +25,10 @@ from bot.handover.comments import Comments
 from bot.handover.comment_rows import IncomingComment
 from bot.handover.officers import Officers
 from bot.handover.privacy import delete_chat, purge_expired
+from bot.handover.records import Inbound
 from bot.handover.stats import Period, compute, median, p90
 from bot.handover.stats_tables import DAY_TABLES, ensure_zone, install
 from bot.handover.states import HandoverStates
-from bot.handover.store import Inbound
 from bot.responses import Responses
 from bot.settings import Settings
 from bot.triage import Triage

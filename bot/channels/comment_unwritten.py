@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bot.channels.graph_comments import CommentApiError
 from bot.comment_policy import Outcome
 from bot.handover.comments import IncomingComment
-from bot.handover.store import is_busy
+from bot.handover.records import is_busy
 from bot.text import clean
 from bot.triage import Context, Decision
 

@@ -14,7 +14,7 @@ from typing import Callable
 from bot.handover.officers import (
     MAX_NAME, MIN_PASSWORD_LENGTH, LockedOut, Officers, Session, _hash_token, _hasher, _verify,
 )
-from bot.handover.store import Conversation, HandoverError
+from bot.handover.records import Conversation, HandoverError
 
 ROLES = ("officer", "admin")
 PRESENCE_WINDOW_S = 120.0  # a request in the last two minutes counts as online

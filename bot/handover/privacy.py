@@ -16,9 +16,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from bot.handover import comment_privacy
+from bot.handover.records import HandoverError, utcnow
 from bot.handover.search import forget_deleted_soon
 from bot.handover.stats_tables import purging
-from bot.handover.store import HandoverError, HandoverLog, utcnow
+from bot.handover.store import HandoverLog
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from bot.handover.store import Conversation, HandoverLog
+from bot.handover.records import Conversation
+from bot.handover.store import HandoverLog
 
 GROUP_MIN = 3  # this many open emergencies from one client form a group
 PAGE_SIZE = 50

@@ -18,8 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.handover import pg_search
+from bot.handover.records import STATES, Conversation
 from bot.handover.search_index import forget_deleted, forget_deleted_soon  # noqa: F401 (re-exported for privacy.py)
-from bot.handover.store import STATES, Conversation, HandoverLog
+from bot.handover.store import HandoverLog
 from nlu.intents import INTENTS
 
 logger = logging.getLogger(__name__)

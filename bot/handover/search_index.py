@@ -22,7 +22,8 @@ import sqlite3
 from typing import Any, Callable
 from weakref import WeakKeyDictionary
 
-from bot.handover.store import HandoverLog, is_busy
+from bot.handover.records import is_busy
+from bot.handover.store import HandoverLog
 
 logger = logging.getLogger(__name__)
 FTS_TABLES = ("messages_fts", "comments_fts")

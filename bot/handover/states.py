@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.handover.store import Conversation, HandoverError, HandoverLog
+from bot.handover.records import Conversation, HandoverError
+from bot.handover.store import HandoverLog
 from bot.responses import Responses
 
 MAX_TEXT = 4000  # Telegram's limit is 4096; Instagram's 1000 bytes is the channel's business

@@ -12,9 +12,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from markupsafe import Markup, escape
 
+from bot.handover.records import STATES
 from bot.handover.search import (CHANNELS, CLOSE, MAX_PAGE, OPEN, Results, SearchError, SearchQuery, build_query,
                                  search)
-from bot.handover.store import STATES
 from bot.web.auth import officer
 from bot.web.inbox import STATE_LABELS
 from bot.web.keys import SERVICES
