@@ -188,8 +188,8 @@ def _v6(db: Database) -> None:
 
 
 def _v7(db: Database) -> None:
-    """The dashboard's figures per hour, kept in step with the log by triggers (bot/handover/stats.py)."""  # owner: dashboard (issue 15)
-    from bot.handover.stats import install  # (local import: stats.py knows the tables of _v7, stats_tables.py those of _v8)
+    """The dashboard's figures per hour, kept in step with the log by triggers (bot/handover/stats_waits.py)."""  # owner: dashboard (issue 15)
+    from bot.handover.stats_waits import install  # (local import: stats_waits.py knows the tables of _v7, stats_tables.py those of _v8)
 
     install(db)
 

@@ -15,7 +15,7 @@ An insert adds one, a decision or an edit moves it, a privacy deletion takes it 
 job leaves every figure in place (the rows hold no personal data, and officers report whole years):
 `purging(db)` puts a `kv` row there for the length of its transaction, and the triggers do nothing
 while it is there. A rebuild for another zone keeps what the log no longer holds (see `rebuild`).
-The waits and first replies of _v7 (bot/handover/stats.py) are kept past retention the same way.
+The waits and first replies of _v7 (bot/handover/stats_waits.py) are kept past retention the same way.
 On PostgreSQL the tables and triggers (PL/pgSQL, same figures) are in pg_features.sql; the rebuild is this one.
 """
 
@@ -251,7 +251,7 @@ def rebuild(db: Database, zone_name: str) -> None:
 
 def rebuild_first_replies(db: Database) -> None:
     """Find each handover's first officer reply again from the log (a bulk import may write messages before events)."""
-    from bot.handover.stats import first_replies  # (the rule lives with _v7's tables)
+    from bot.handover.stats_waits import first_replies  # (the rule lives with _v7's tables)
 
     db.execute("DELETE FROM stats_first_replies WHERE conversation_id IN (SELECT id FROM conversations)")  # kept: retention's
     first_replies(db)
@@ -263,7 +263,7 @@ def install(db: Database) -> None:
     It also renews two triggers of _v7 (an `assign` ends a wait; retention keeps waits and first
     replies) and finds the waits again from the events.
     """
-    from bot.handover.stats import WAIT_TRIGGERS, replay_waits
+    from bot.handover.stats_waits import WAIT_TRIGGERS, replay_waits
 
     for sql in OLD:
         db.execute(sql)
