@@ -47,7 +47,7 @@ async def measure(count: int) -> None:
     """Triage `count` realistic messages one by one and print the latency distribution."""
     from bot.services import build_triage
     from bot.settings import Settings
-    from bot.triage import Context
+    from bot.decision import Context
     from nlu.examples import read_dir, read_examples
     from bot.nlu_workers import NluSupervisor
 

@@ -9,7 +9,8 @@ from typing import AsyncIterator, BinaryIO, TextIO
 
 from bot.services import build_triage
 from bot.settings import Settings
-from bot.triage import Context, Triage
+from bot.decision import Context
+from bot.triage import Triage
 from bot.nlu_client import NluClient
 from bot.nlu_workers import NluSupervisor
 

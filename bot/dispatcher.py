@@ -26,7 +26,8 @@ from bot.handover import Conversation, HandoverLog, Inbound, Message
 from bot.handover.records import is_busy
 from bot.safety_net import ESCALATION_INTENTS
 from bot.text import clean
-from bot.triage import Context, Decision, Triage
+from bot.decision import Context, Decision
+from bot.triage import Triage
 from bot.unwritten import Unwritten, UnwrittenAnswers
 
 if TYPE_CHECKING:

@@ -15,7 +15,8 @@ from bot.languages import Languages
 from bot.responses import Responses
 from bot.safety_net import SafetyNet
 from bot.settings import Settings
-from bot.triage import Parser, Triage
+from bot.decision import Parser
+from bot.triage import Triage
 
 log = logging.getLogger(__name__)
 

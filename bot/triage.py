@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
+from typing import Callable
 
 from bot.danger_check import CHECK_NO, Checked, answer_to_check
+from bot.decision import Context, Decision, Parser
 from bot.duty import DutyHours
 from bot.language import detect_language
 from bot.languages import Languages
@@ -34,63 +33,6 @@ def _checked(danger: str, parse: Parse) -> Checked:
     """What a check asks about: the danger, and the model's best reading besides danger (for a "no")."""
     other = next(((n, c) for n, c in parse.ranking if n not in ESCALATION_INTENTS and n != FALLBACK), (FALLBACK, 0.0))
     return Checked(danger, *other) if parse.intent != FALLBACK else Checked(danger, FALLBACK, parse.confidence)
-
-
-class Parser(Protocol):
-    """Where triage gets the model's reading: the NLU workers (bot/nlu_client.py) or a model in process."""
-
-    @property
-    def ready(self) -> bool:
-        """A model is loaded and answering."""
-
-    async def parse(self, text: str, urgent: bool = False) -> Parse | None:
-        """The model's reading, or None when it has none in time."""
-
-
-@dataclass(frozen=True)
-class Context:
-    """What triage needs to know about the conversation besides the message."""
-
-    recent_actions: tuple[str, ...] = ()  # the bot's earlier actions in this chat, oldest first
-    first_contact: bool = False  # the citizen writes for the first time: say it is a bot
-    language: str | None = None  # the language the citizen used before, if known
-    checked: Checked | None = None  # what the bot's last `check` asked about (kept in the conversation's meta)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the bot does with one message."""
-
-    text: str
-    intent: str
-    confidence: float
-    action: str
-    reply: str
-    language: str
-    source: str = "model"  # model | safety_net | button | check (a typed answer to a check) | no_model | empty
-    rule: str | None = None  # the safety-net rule that fired
-    buttons: tuple[tuple[str, str], ...] = field(default=())  # (label, intent) topic buttons
-    checked: Checked | None = None  # set on a `check`: what to keep until the citizen answers
-
-    @property
-    def escalated(self) -> bool:
-        """True for an emergency or self-harm escalation."""
-        return self.action == "escalate"
-
-    def as_dict(self) -> dict[str, object]:
-        """The stable JSON shape of `bot triage`."""
-        return {
-            "text": self.text,
-            "intent": self.intent,
-            "confidence": round(self.confidence, 4),
-            "action": self.action,
-            "reply": self.reply,
-            "language": self.language,
-        }
-
-    def to_json(self) -> str:
-        """One JSON line."""
-        return json.dumps(self.as_dict(), ensure_ascii=False)
 
 
 class Triage:

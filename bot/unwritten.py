@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.channels.base import SendError
 from bot.handover import Conversation, Inbound, Message
-from bot.triage import Decision
+from bot.decision import Decision
 
 if TYPE_CHECKING:
     from bot.dispatcher import Dispatcher

@@ -76,7 +76,7 @@ def language_files(folder: Path = SETS) -> list[Path]:
 
 async def score_language(triage: object, path: Path) -> LanguageScores:
     """Every message of one language file through triage as a first message."""
-    from bot.triage import Context
+    from bot.decision import Context
 
     doc = read(path)
     code = str(doc.get("language") or path.stem)

@@ -130,7 +130,7 @@ def top_intent(parse: Parse) -> tuple[str, float]:
 
 def decide_all(triage: object, samples: list[Sample]) -> tuple[list[str], list[str], list[str]]:
     """Triage's action, intent and source (model, safety_net, ...) for every sample, each as a first message."""
-    from bot.triage import Context
+    from bot.decision import Context
 
     first = Context()
     decisions = [triage.decide_with(s.text, first, s.parse) for s in samples]  # type: ignore[attr-defined]

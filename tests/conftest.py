@@ -27,7 +27,7 @@ from bot.settings import is_postgres_url  # noqa: E402
 from bot.settings import ROOT, Settings  # noqa: E402
 from bot.triage import Triage  # noqa: E402
 from bot.nlu_client import NluClient  # noqa: E402
-from bot.triage import Parser  # noqa: E402
+from bot.decision import Parser  # noqa: E402
 from tests.pg import PgServer, pg_server, pg_url  # noqa: E402,F401  (fixtures: a PostgreSQL server of our own)
 
 DATA = ROOT / "data"

@@ -17,7 +17,8 @@ from bot.languages import LanguageError, Languages, load_language
 from bot.responses import Responses
 from bot.safety_net import SafetyNet
 from bot.settings import Settings
-from bot.triage import Context, Triage
+from bot.decision import Context
+from bot.triage import Triage
 from nlu.eval_languages import SETS, language_files, measure
 from nlu.parse import Parse
 from tests.conftest import make_triage

@@ -8,7 +8,8 @@ import pytest
 
 from bot.responses import Responses
 from bot.safety_net import SafetyNet
-from bot.triage import Context, Triage
+from bot.decision import Context
+from bot.triage import Triage
 from nlu.parse import Parse
 from tests.conftest import ROOT, make_triage
 from tests.test_net_sets import QUIET, read_set

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from bot.triage import Context, Triage
+from bot.decision import Context
+from bot.triage import Triage
 from nlu.evaluate import Scores, score
 from nlu.examples import read_examples
 from tests.conftest import ROOT

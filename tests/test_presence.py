@@ -11,7 +11,8 @@ from bot.handover.accounts import Presence
 from bot.responses import Responses
 from bot.safety_net import SafetyNet
 from bot.settings import Settings
-from bot.triage import Context, Triage
+from bot.decision import Context
+from bot.triage import Triage
 from bot.web.accounts import PRESENCE
 from bot.web.keys import OFFICERS
 from tests.conftest import make_triage

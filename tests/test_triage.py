@@ -13,7 +13,8 @@ from bot.responses import Responses
 from bot.safety_net import SafetyNet
 from bot.services import build_triage
 from bot.settings import Settings, SettingsError
-from bot.triage import Context, Decision, Triage
+from bot.decision import Context, Decision
+from bot.triage import Triage
 from nlu.parse import Parse
 from tests.conftest import make_triage
 

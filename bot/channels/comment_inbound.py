@@ -20,7 +20,8 @@ from bot.comment_policy import NO_ACTION, CommentPolicy, Outcome
 from bot.handover.comments import Comment, CommentError, Comments, IncomingComment
 from bot.responses import base_language
 from bot.text import clean
-from bot.triage import Context, Decision, Triage
+from bot.decision import Context, Decision
+from bot.triage import Triage
 
 log = logging.getLogger(__name__)
 

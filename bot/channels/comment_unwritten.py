@@ -21,7 +21,7 @@ from bot.comment_policy import Outcome
 from bot.handover.comments import IncomingComment
 from bot.handover.records import is_busy
 from bot.text import clean
-from bot.triage import Context, Decision
+from bot.decision import Context, Decision
 
 if TYPE_CHECKING:
     from bot.channels.comment_inbound import CommentInbound

@@ -24,7 +24,7 @@ from bot.cluster import LeaderJob
 from bot.dispatcher import Event
 from bot.handover import Inbound, Message
 from bot.services import Services
-from bot.triage import Context
+from bot.decision import Context
 from bot.web.keys import SERVICES
 
 log = logging.getLogger(__name__)
