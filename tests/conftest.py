@@ -19,15 +19,14 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bot.decision import Parser  # noqa: E402
 from bot.duty import DutyHours  # noqa: E402
 from bot.handover import HandoverLog  # noqa: E402
+from bot.nlu_client import NluClient  # noqa: E402
 from bot.responses import Responses  # noqa: E402
 from bot.safety_net import SafetyNet  # noqa: E402
-from bot.settings import is_postgres_url  # noqa: E402
-from bot.settings import ROOT, Settings  # noqa: E402
+from bot.settings import ROOT, Settings, is_postgres_url  # noqa: E402
 from bot.triage import Triage  # noqa: E402
-from bot.nlu_client import NluClient  # noqa: E402
-from bot.decision import Parser  # noqa: E402
 from tests.pg import PgServer, pg_server, pg_url  # noqa: E402,F401  (fixtures: a PostgreSQL server of our own)
 
 DATA = ROOT / "data"
