@@ -24,17 +24,18 @@ from nlu.intents import ESCALATION_INTENTS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def baseline():
-    """The TF-IDF + logistic regression pipeline (scikit-learn)."""
+def baseline(C: float = 10.0, words: tuple[int, int] = (1, 2), chars: tuple[int, int] = (2, 5),
+             class_weight: str | None = None):
+    """The TF-IDF + logistic regression pipeline (scikit-learn); the defaults are the afternoon baseline."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline, make_union
 
     features = make_union(
-        TfidfVectorizer(lowercase=True, ngram_range=(1, 2), sublinear_tf=True, min_df=1),
-        TfidfVectorizer(lowercase=True, analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=1),
+        TfidfVectorizer(lowercase=True, ngram_range=words, sublinear_tf=True, min_df=1),
+        TfidfVectorizer(lowercase=True, analyzer="char_wb", ngram_range=chars, sublinear_tf=True, min_df=1),
     )
-    return make_pipeline(features, LogisticRegression(C=10.0, max_iter=3000))
+    return make_pipeline(features, LogisticRegression(C=C, max_iter=3000, class_weight=class_weight))
 
 
 def predict(train: list[Example], test: list[Example]) -> list[str]:
