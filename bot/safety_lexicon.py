@@ -10,9 +10,29 @@ from functools import lru_cache
 from bot.text import normalise
 
 TYPO_MIN = 8  # words (after folding) at least this long also match with one typo
+MANY = 10  # "##" in an entry stands for a number at least this large ("20 tabletten")
 GAP = 4  # "..." in a phrase stands for up to this many words
 _LAUGH = re.compile("[\U0001F602\U0001F923\U0001F606\U0001F605\U0001F639]+")  # laughing emoji read as the word "lol"
 _KO = re.compile(r"\bk\s?\.\s?o\s?\.?\s?-?\s?(?=tropf)")  # "k.o.-tropfen", "k. o. tropfen" -> "ko tropfen"
+# "grad" after a number is degrees ("bei 30 grad", "zwei grad"), never "gerade": read as "celsius" when a
+# temperature word is near or the clause ends right after it; after a house number it is "gerade" ("hauptstraße 12 grad wird ...")
+_DEGREES = re.compile(
+    r"(?P<before>(?:\S+\s+){0,3})"
+    r"(?P<num>\d+|\b(?:null|eins?|zwei|drei|vier|fuenf|sechs|sieben|acht|neun|zehn|elf|zwoelf|zwanzig|dreissig|vierzig|minus|plus))"
+    r"(?P<deg>\s*°?\s*(?:grad|grade|grod)\b)(?=(?P<after>(?:\s*[^\s\w]*\s*\w+){0,3}))"
+)
+_TEMPERATURE = re.compile(
+    r"\b(?:bei|um|ueber|unter|es sind|draussen|warm|waermer|kalt|kaelter|heiss|fieber|minus|plus|celsius|temperatur\w*)\b"
+)
+_CLAUSE_AFTER = re.compile(r"\s*(?:$|[,.!?;:)]|(?:und|aber|oder|and|but)\b)")
+
+
+def _degrees(match: re.Match[str]) -> str:
+    """ "30 grad" -> "30 celsius" when it is a temperature, else unchanged ("hauptstraße 12 grad": just now)."""
+    near = match["before"] + match["num"] + " " + match["after"]
+    if "°" in match["deg"] or _TEMPERATURE.search(near) or _CLAUSE_AFTER.match(match.string, match.end()):
+        return match["before"] + match["num"] + " celsius"
+    return match[0]
 _SENTENCE_END = re.compile(r"[!?;\n\u061f\u061b]+|(?<!\d)\.+(?=\s|$)")  # also Arabic ؟ and ؛
 _CLAUSE_END = re.compile(r"[,:\u2013\u2014\u060c]|\s-+\s")  # also Arabic ،
 # Also start a clause: German, English, Russian/Ukrainian ("и", "а", "но"; "і", "але", "та"), and, folded,
@@ -31,7 +51,7 @@ _CACHE_MAX = 50_000
 COMMON = frozenset("""
     a all am an as at auf aus be bei bin bis bist by da das dem den der des die dir du ein eine er es
     hab habe halt has hat he ihm ihn im in ist ja kan man mal mir mit mus nun nur ob of on sie so sol
-    the to um und uns von vor war was we wen wer wie wil wo zu zum zur sag sagt sagen sagte
+    the to um und uns von vor war was we wen wer wie wil wir wo zu zum zur sag sagt sagen sagte
 """.split())
 
 
@@ -63,7 +83,7 @@ class Tokens:
 
 def tokenize(text: str) -> Tokens:
     """Cut a message into sentences and words (normalised: lowercase, umlauts folded, apostrophes dropped)."""
-    folded = _LAUGH.sub(" lol ", _KO.sub("ko ", normalise(text).replace("'", "")))
+    folded = _LAUGH.sub(" lol ", _KO.sub("ko ", _DEGREES.sub(_degrees, normalise(text).replace("'", ""))))
     words: list[str] = []
     starts: list[int] = []
     clauses: set[int] = set()
@@ -84,9 +104,9 @@ def tokenize(text: str) -> Tokens:
 
 @dataclass(frozen=True)
 class Element:
-    """One position of an entry: a word, a stem ("schlag*"), an ending ("*messer"), a number (#), a gap (...) or a clause end ($)."""
+    """One position of an entry: a word, a stem ("schlag*"), an ending ("*messer"), a number (# or ## for MANY or more), a gap (...) or a clause end ($)."""
 
-    kind: str  # word | stem | tail | number | gap | end
+    kind: str  # word | stem | tail | number | many | gap | end
     text: str = ""
     strict: bool = False  # guards: compare the folded word (no a/ae or typo tolerance)
 
@@ -94,6 +114,8 @@ class Element:
         """True when this element accepts the word."""
         if self.kind == "number":
             return folded.isdigit()
+        if self.kind == "many":
+            return folded.isdigit() and int(folded) >= MANY
         word = folded if self.strict else key
         if self.kind == "word":
             if word == self.text:
@@ -125,11 +147,13 @@ def parse_entry(category: str, source: str, strict: bool) -> Entry:
             elements.append(Element("end"))
         elif part == "#":
             elements.append(Element("number"))
+        elif part == "##":
+            elements.append(Element("many"))
         else:
             kind = "stem" if part.endswith("*") else "tail" if part.startswith("*") else "word"
             text = part.strip("*")
             if not _WORD.fullmatch(text) or (kind != "word" and len(text) < 3):
-                raise ValueError(f"{category}: cannot read {source!r} (words, 'stem*', '*ending', '#', '...', '$')")
+                raise ValueError(f"{category}: cannot read {source!r} (words, 'stem*', '*ending', '#', '##', '...', '$')")
             elements.append(Element(kind, text if strict else plain(text), strict))
     if not elements or elements[0].kind in ("gap", "end") or elements[-1].kind == "gap" or any(e.kind == "end" for e in elements[:-1]):
         raise ValueError(f"{category}: {source!r} must start with a word and end with a word or $")
@@ -174,7 +198,7 @@ class Lexicon:
     def __post_init__(self) -> None:
         for entry in self.entries:
             first = entry.elements[0]
-            if first.kind == "number":
+            if first.kind in ("number", "many"):
                 self._numbers.append(entry)
             elif first.kind == "word" and _paired(entry):
                 pairs = self._strict_pairs if first.strict else self._pairs
@@ -200,7 +224,7 @@ class Lexicon:
                     found += [e for e in entries.get(key[-size:] if ends else key[:size], ()) if not e.elements[0].strict]
                     found += [e for e in entries.get(folded[-size:] if ends else folded[:size], ()) if e.elements[0].strict]
         if folded.isdigit():
-            found += self._numbers
+            found += [e for e in self._numbers if e.elements[0].matches(folded, key)]
         if not found and len(key) >= TYPO_MIN - 1:
             for variant in _deletes(key) | {key}:
                 found += [e for e in self._typos.get(variant, ()) if e not in found and one_typo(key, e.elements[0].text)]

@@ -161,19 +161,35 @@ def _word_lists(words: object, guards: object) -> tuple[list[Entry], dict[str, G
         entries += [parse_entry(str(name), item, strict=False) for item in _list(name, items)]
     found: dict[str, Guard] = {}
     for name, spec in guards.items():
-        if not isinstance(spec, dict) or set(spec) - {"words", "near", "after", "lifted_by"}:
-            raise ValueError(f"guard {name}: a mapping with 'words' (and 'near', 'after' or 'lifted_by')")
+        if not isinstance(spec, dict) or set(spec) - {"words", "near", "after", "lifted_by", "lifted_nearby", "lifted_in", "lifted_beside", "within", "not_after"}:
+            raise ValueError(
+                f"guard {name}: a mapping with 'words' (and 'near', 'after', 'lifted_by', 'lifted_nearby', 'lifted_in', 'lifted_beside', 'within' or 'not_after')"
+            )
+        if spec.get("within", "sentence") not in ("sentence", "clause"):
+            raise ValueError(f"guard {name}: 'within' must be sentence or clause")
+        if spec.get("lifted_in", "clause") not in ("clause", "message") or ("lifted_in" in spec and spec.get("within") == "clause"):
+            raise ValueError(f"guard {name}: 'lifted_in' (clause or message) is for a guard within a sentence")
         if name in words:
             raise ValueError(f"guard {name}: a word list has the same name")
         entries += [parse_entry(str(name), item, strict=True) for item in _list(name, spec.get("words"))]
         near = spec.get("near")
         if near is not None and (not isinstance(near, int) or near < 0):
             raise ValueError(f"guard {name}: 'near' must be a number of words")
+        if near is not None and {"within", "lifted_by", "lifted_in", "lifted_beside", "not_after"} & set(spec):
+            raise ValueError(f"guard {name}: a guard with 'near' takes only 'words' and 'after'")
         lifted = tuple(spec.get("lifted_by") or ())
-        if set(lifted) - set(words):
-            raise ValueError(f"guard {name}: 'lifted_by' names no word list: {sorted(set(lifted) - set(words))}")
+        nearby = tuple(spec.get("lifted_nearby") or ())
+        if set(lifted + nearby) - set(words):
+            raise ValueError(f"guard {name}: 'lifted_by' names no word list: {sorted(set(lifted + nearby) - set(words))}")
+        if nearby and (near is not None or spec.get("within") == "clause"):
+            raise ValueError(f"guard {name}: 'lifted_nearby' is for a guard within a sentence")
         after = frozenset(normalise(str(w)) for w in spec.get("after") or ())
-        found[str(name)] = Guard(str(name), near, after, lifted)
+        not_after = frozenset(normalise(str(w)) for w in spec.get("not_after") or ())
+        if not isinstance(spec.get("lifted_beside", True), bool) or ("lifted_beside" in spec and spec.get("within") != "clause"):
+            raise ValueError(f"guard {name}: 'lifted_beside' (true or false) is for a guard `within: clause`")
+        found[str(name)] = Guard(
+            str(name), near, after, lifted, spec.get("within") == "clause", not_after, spec.get("lifted_in", "clause"), spec.get("lifted_beside", True), nearby
+        )
     return entries, found
 
 

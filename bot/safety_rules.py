@@ -20,6 +20,19 @@ class Guard:
     near: int | None = None  # negation: at most this many words before a word the rule needs
     after: frozenset[str] = frozenset()  # ... or, for these words, right after it ("schlägt mich nicht")
     lifted_by: tuple[str, ...] = ()  # lists that cancel the guard in a clause the rule matched ("gestern ..., jetzt steht er")
+    clause: bool = False  # veto only the words of its own clause ("die kasse war offen, sie blutet" still fires)
+    not_after: frozenset[str] = frozenset()  # a guard word right after one of these ("#": any number) does not count ("als würde")
+    lifted_in: str = "clause"  # a sentence guard's lifting word counts in: a clause the rule matched | anywhere in the message
+    lifted_beside: bool = True  # False: a lifting word right next to a guard word does not count ("meinte gerade": said just now)
+    lifted_nearby: tuple[str, ...] = ()  # lists that lift a sentence guard only in a clause the rule matched, even `lifted_in: message`
+
+    def spans(self, tokens: Tokens, found: Found) -> list[Span]:
+        """Where the guard's words are in the message, minus those right after a `not_after` word."""
+        return [s for s in found.get(self.name, ()) if not (s[0] and self._excused_by(tokens.folded[s[0] - 1]))]
+
+    def _excused_by(self, word: str) -> bool:
+        """True when a guard word right after `word` does not count."""
+        return word in self.not_after or ("#" in self.not_after and word.isdigit())
 
 
 @dataclass(frozen=True)
@@ -31,7 +44,7 @@ class Rule:
     all: tuple[tuple[str, ...], ...]
     any: tuple[str, ...] = ()
     unless: tuple[str, ...] = ()
-    scope: str = "sentence"  # sentence | message
+    scope: str = "sentence"  # clause | sentence | message: where the `all` groups must meet
     max_words: int | None = None  # only messages this short ("messer!!", "ich kann nicht mehr")
     examples: tuple[str, ...] = ()
     quiet: tuple[str, ...] = ()
@@ -52,9 +65,10 @@ class Rule:
         groups = [[(c, s) for c in group for s in found.get(c, ())] for group in self.all]
         if self.scope == "message":
             return self._unit(tokens, found, guards, groups)
-        sentences = set.intersection(*({tokens.sentence_of(s[0]) for _, s in spans} for spans in groups))
-        for sentence in sorted(sentences):
-            inside = [[(c, s) for c, s in spans if tokens.sentence_of(s[0]) == sentence] for spans in groups]
+        unit_of = tokens.clause_of if self.scope == "clause" else tokens.sentence_of
+        units = set.intersection(*({unit_of(s[0]) for _, s in spans} for spans in groups))
+        for unit in sorted(units):
+            inside = [[(c, s) for c, s in spans if unit_of(s[0]) == unit] for spans in groups]
             spans = self._unit(tokens, found, guards, inside)
             if spans is not None:
                 return spans
@@ -67,19 +81,42 @@ class Rule:
             if guard.near is not None:
                 vetoes = found.get(name, ())
                 groups = [[(c, s) for c, s in spans if not any(_close(s, v, guard, tokens) for v in vetoes)] for spans in groups]
+            elif guard.clause:  # drop only the words of a guarded clause: "sie war bewusstlos, jetzt atmet sie nicht mehr"
+                lifts = _lifting_clauses(tokens, found, guard)
+                if lifts & {tokens.clause_of(s[0]) for spans in groups for _, s in spans}:
+                    continue  # a clause the rule matched is told now: "er hatte ein messer, jetzt hält er es mir an den hals"
+                guarded = {tokens.clause_of(s[0]) for s in guard.spans(tokens, found)}
+                groups = [[(c, s) for c, s in spans if tokens.clause_of(s[0]) not in guarded] for spans in groups]
         if not all(groups) or not _distinct(groups):
             return None
         sentences = {tokens.sentence_of(s[0]) for spans in groups for _, s in spans}
         clauses = {tokens.clause_of(s[0]) for spans in groups for _, s in spans}
         for name in self.unless:
             guard = guards.get(name, Guard(name))
-            if guard.near is not None:
+            if guard.near is not None or guard.clause:
                 continue
-            hit = {tokens.sentence_of(s[0]) for s in found.get(name, ())} & sentences
-            lifted = {tokens.sentence_of(s[0]) for c in guard.lifted_by for s in found.get(c, ()) if tokens.clause_of(s[0]) in clauses}
+            hit = {tokens.sentence_of(s[0]) for s in guard.spans(tokens, found)} & sentences
+            lifting = [s for c in guard.lifted_by for s in found.get(c, ())]
+            if guard.lifted_in == "message" and lifting:
+                continue
+            lifted = {tokens.sentence_of(s[0]) for s in lifting if tokens.clause_of(s[0]) in clauses and guard.lifted_in == "clause"}
+            if any(_alone_or_in(tokens, s, clauses) for c in guard.lifted_nearby for s in found.get(c, ())):
+                continue  # "..., hilfe" lifts, "..., danke für die hilfe" does not
             if hit - lifted:
                 return None
         return [used for spans in groups for used in spans]
+
+
+def _alone_or_in(tokens: Tokens, span: Span, clauses: set[int]) -> bool:
+    """True when `span` is in one of `clauses` or makes up a clause of at most 2 words on its own ("..., hilfe!")."""
+    clause = tokens.clause_of(span[0])
+    return clause in clauses or sum(1 for i in range(len(tokens.folded)) if tokens.clause_of(i) == clause) <= 2
+
+
+def _lifting_clauses(tokens: Tokens, found: Found, guard: Guard) -> set[int]:
+    """The clauses with a word of a clause guard's `lifted_by` lists (unless `lifted_beside` is off, not one right next to a guard word)."""
+    beside = set() if guard.lifted_beside else {i for s in guard.spans(tokens, found) for i in (s[0] - 1, s[1])}
+    return {tokens.clause_of(s[0]) for c in guard.lifted_by for s in found.get(c, ()) if s[0] not in beside and s[1] - 1 not in beside}
 
 
 def _distinct(groups: list[list[Used]], taken: frozenset[int] = frozenset()) -> bool:
@@ -96,7 +133,9 @@ def _close(span: Span, veto: Span, guard: Guard, tokens: Tokens) -> bool:
     if veto[1] <= span[0]:
         between = range(veto[1], span[0] + 1)
         return span[0] - veto[1] <= (guard.near or 0) and not any(i in tokens.clause_starts for i in between)
-    return veto[0] >= span[1] and veto[0] - span[1] <= 1 and tokens.folded[veto[0]] in guard.after
+    after = veto[0] >= span[1] and veto[0] - span[1] <= 1 and tokens.folded[veto[0]] in guard.after
+    # "gefallen und nicht ...": another clause; but "blutet aber nicht" still negates the clause it follows
+    return after and not any(i in tokens.clause_starts and tokens.folded[i] != "aber" for i in range(span[1], veto[0] + 1))
 
 
 def read_rule(raw: object, known: set[str]) -> Rule:
@@ -111,8 +150,8 @@ def read_rule(raw: object, known: set[str]) -> Rule:
         raise ValueError(f"rule {name}: intent must be emergency or self_harm, got {raw.get('intent')!r}")
     if raw.get("action", "escalate") not in RULE_ACTIONS:
         raise ValueError(f"rule {name}: action must be escalate or check, got {raw.get('action')!r}")
-    if raw.get("scope", "sentence") not in ("sentence", "message"):
-        raise ValueError(f"rule {name}: scope must be sentence or message")
+    if raw.get("scope", "sentence") not in ("clause", "sentence", "message"):
+        raise ValueError(f"rule {name}: scope must be clause, sentence or message")
     max_words = raw.get("max_words")
     if max_words is not None and (not isinstance(max_words, int) or max_words < 1):
         raise ValueError(f"rule {name}: max_words must be a positive number")

@@ -17,9 +17,10 @@ from tests.test_net_sets import QUIET, read_set
 INDIRECT = ROOT / "tests" / "net_indirect.yml"
 # Measured on 2026-11-27 when tests/net_indirect.yml was written: before the rules for these kinds, 68 of 120
 # escalated and none asked about; after them, 115 escalated and 4 asked ("in Gefahr?"), 1 missed.
+# 2026-11-28 (session 7, "wenn" lifted by "gerade"): 116 escalated, 4 asked, none missed.
 # These floors may rise with better rules, never fall.
-ESCALATED = 115
-ESCALATED_OR_ASKED = 119
+ESCALATED = 116
+ESCALATED_OR_ASKED = 120
 MAX_QUIET_ASKED = 0.03  # at most 3 % of the everyday messages get "Bist du oder ist jemand gerade in Gefahr?"
 CHECK_LINE = "Bist du oder ist jemand gerade in Gefahr?"
 # a message that only an `action: check` rule catches (a veiled threat against a school)

@@ -16,8 +16,18 @@ DANGER = ROOT / "tests" / "net_danger.yml"
 MAX_QUIET_RATE = 0.01  # at most 1 % of the everyday messages may be escalated
 # Measured on 2026-11-27 when tests/net_danger.yml was written: 207 of 254 caught (81.5 %); after the
 # rules for emergencies without danger words (tests/net_indirect.yml): 209.
+# 2026-11-28 (session 7): 203 messages in citizens' styles added (long stories, call transcripts, letters,
+# voice-to-text, Swiss, Austrian, Ruhrpott, children, non-native English, questions, indirect self-harm);
+# before the rules for them 323 of 457 caught (114 of the 203), after them 440 (199 of the 203).
+# Then 40 more written after those rules (a fresh check: 35 of 40 caught, 27 with the old rules); after closing
+# the gaps they showed: 479 of 497.
+# 2026-11-28 (session 8, the review's fixes: clause-only guards drop only their clause, "dachte" clause-only,
+# hypothetical lifted only for a bare "wenn", "grad" after a number is degrees, pets, sweets, daily doses): 479 of 497;
+# then 40 fresh messages (32 caught before any change for them, 39 after, 1 asked): 518 of 537.
 # The model catches the rest; this number may rise with better rules, never fall.
-DANGER_CAUGHT = 209
+DANGER_CAUGHT = 518
+# Every kind of message (its `why`) with at least 5 examples: at least this share caught by the net alone.
+KIND_CAUGHT = 0.75
 
 
 def read_set(path: Path, keys: set[str]) -> list[dict[str, str]]:
@@ -54,6 +64,44 @@ def test_acute_emergencies_and_self_harm_are_still_caught(safety_net: SafetyNet)
     caught = len(danger) - len(missed)
     report = "\n".join(f"  [{item['intent']}/{item['why']}] {item['text']}" for item in missed)
     assert caught >= DANGER_CAUGHT, f"only {caught} of {len(danger)} caught (was {DANGER_CAUGHT}); missed:\n{report}"
+
+
+def test_every_style_of_writing_is_mostly_caught(safety_net: SafetyNet) -> None:
+    danger = read_set(DANGER, {"text", "intent", "why"})
+    kinds: dict[str, list[bool]] = {}
+    for item in danger:
+        kinds.setdefault(item["why"], []).append(safety_net.check(item["text"]) is not None)
+    weak = {k: f"{sum(v)}/{len(v)}" for k, v in kinds.items() if len(v) >= 5 and sum(v) < KIND_CAUGHT * len(v)}
+    assert not weak, f"kinds of message the net mostly misses: {weak}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a past verb in another clause, a number of pills, a dialect: the danger told now still fires
+        "als ich eben vorbei kam war die tür offen, jetzt liegt sie im flur und antwortet nicht",
+        "bin 14, hab grad 15 tabletten von mama genommen, was passiert jetzt",
+        "de nachbar verschlaht grad sini frau im treppehuus",
+        "ein kind ist vom steg gefallen und nicht mehr aufgetaucht",
+        "darf man eingreifen wenn grad einer vor meinem fenster eine frau würgt?",
+    ],
+)
+def test_danger_told_in_citizens_words_is_caught(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is not None, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hab 2 tabletten genommen wie der arzt gesagt hat",
+        "in der packung sind 20 tabletten, reicht das für den urlaub",
+        "darf man eingreifen wenn man sieht dass jemand verprügelt wird",
+        "mein sohn liegt im bett und antwortet nicht, typisch pubertät",
+        "die hitze bringt mich heute echt um, 38 grad im büro",
+    ],
+)
+def test_the_same_words_without_danger_stay_quiet(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is None, text
 
 
 @pytest.mark.parametrize(

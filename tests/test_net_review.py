@@ -1,0 +1,432 @@
+"""The safety net after the review of the citizens'-styles round (issue #11): each defect it found, pinned by a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.safety_net import SafetyNet
+
+# A tiny rules file that exercises the engine alone: '##' numbers and a guard that acts within one clause.
+ENGINE = """
+words:
+  fruit: [apfel]
+  pear: [birne]
+  now: [jetzt]
+  loud: [laut]
+  count: ['## tabletten']
+  any_count: ['# kekse']
+guards:
+  story:
+    within: clause
+    lifted_by: [now]
+    words: [war]
+  sentence_wide:
+    words: [war]
+  maybe:
+    not_after: [als]
+    words: [wuerde]
+  years:
+    not_after: ['#']
+    words: [jahre]
+  said:
+    within: clause
+    lifted_by: [now]
+    lifted_beside: false
+    words: [meinte]
+  bought:
+    lifted_by: [loud]
+    lifted_in: message
+    words: [gekauft]
+rules:
+  - {name: pair, intent: emergency, all: [fruit, pear], unless: [story], examples: [apfel birne]}
+  - {name: pair_whole_sentence, intent: self_harm, all: [pear, now], unless: [sentence_wide], examples: [birne jetzt]}
+  - {name: many, intent: self_harm, all: [count], examples: [10 tabletten]}
+  - {name: some, intent: self_harm, all: [any_count], examples: [3 kekse]}
+  - {name: maybe_pair, intent: emergency, all: [pear, fruit], unless: [maybe], examples: [birne und apfel]}
+  - {name: said_pair, intent: emergency, all: [fruit, pear], unless: [said], examples: [apfel birne]}
+  - {name: bought_pair, intent: emergency, all: [fruit, pear], unless: [bought], examples: [apfel birne]}
+  - {name: close_pair, intent: emergency, all: [fruit, pear], scope: clause, examples: [apfel birne]}
+  - {name: years_pair, intent: emergency, all: [fruit, pear], unless: [years], examples: [apfel birne]}
+"""
+
+
+@pytest.fixture(scope="module")
+def engine() -> SafetyNet:
+    return SafetyNet.from_doc(yaml.safe_load(ENGINE), Path("engine.yml"))
+
+
+def fired(net: SafetyNet, text: str, rule: str = "") -> str | None:
+    """The rule that fires on `text`; with `rule`, that one rule alone (the others aside)."""
+    if rule:
+        return rule if net.fires(next(r for r in net.word_rules if r.name == rule), text) else None
+    hit = net.check(text)
+    return hit.rule if hit else None
+
+
+@pytest.mark.parametrize(("text", "rule"), [("10 tabletten", "many"), ("25 tabletten", "many"), ("9 tabletten", None),
+                                            ("3 tabletten", None), ("0 tabletten", None), ("3 kekse", "some")])
+def test_two_hashes_stand_for_a_number_of_ten_or_more(engine: SafetyNet, text: str, rule: str | None) -> None:
+    assert fired(engine, text) == rule
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("apfel war birne", None),  # guard and both words in one clause
+        ("der apfel war da, die birne", None),  # only the birne is left: the apfel's clause is guarded
+        ("der apfel war da, die birne liegt beim apfel", "pair"),  # defect 2: the other clause alone still matches
+        ("die birne war faul, der apfel und jetzt die birne", "pair"),
+        ("apfel war jetzt birne", "pair"),  # lifted by a now-word in its clause
+        ("die kiste war leer, apfel und birne liegen da", "pair"),  # 'und' opens a clause
+    ],
+)
+def test_a_clause_guard_drops_only_the_words_of_its_own_clause(engine: SafetyNet, text: str, rule: str | None) -> None:
+    assert fired(engine, text, "pair") == rule
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("der apfel war da, jetzt die birne", "pair"),  # second review, 6: a matched clause told now keeps the guarded one
+        ("der apfel war da, die birne", None),  # ... and without the now-word the guarded clause is still dropped
+        ("der apfel war da, die birne. jetzt", None),  # a now-word in another sentence lifts nothing
+    ],
+)
+def test_a_clause_guard_drops_nothing_when_a_matched_clause_is_told_now(engine: SafetyNet, text: str, rule: str | None) -> None:
+    assert fired(engine, text, "pair") == rule
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("meinte jetzt apfel birne", None),  # second review, 9: the now-word next to the guard word says when it was said
+        ("jetzt meinte apfel birne", None),
+        ("meinte apfel jetzt birne", "said_pair"),  # a now-word elsewhere in the clause still lifts
+    ],
+)
+def test_a_now_word_beside_the_guard_word_does_not_lift_it(engine: SafetyNet, text: str, rule: str | None) -> None:
+    assert fired(engine, text, "said_pair") == rule
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [("apfel birne gekauft", None), ("apfel birne gekauft. laut", "bought_pair"), ("apfel birne gekauft, laut", "bought_pair")],
+)
+def test_a_guard_lifted_in_the_message_is_lifted_by_a_word_anywhere(engine: SafetyNet, text: str, rule: str | None) -> None:
+    assert fired(engine, text, "bought_pair") == rule
+
+
+@pytest.mark.parametrize(("text", "rule"), [("apfel und birne", None), ("apfel, birne", None), ("der apfel bei der birne", "close_pair")])
+def test_a_rule_with_clause_scope_needs_its_words_in_one_clause(engine: SafetyNet, text: str, rule: str | None) -> None:
+    assert fired(engine, text, "close_pair") == rule
+
+
+def test_a_sentence_guard_still_acts_on_the_whole_sentence(engine: SafetyNet) -> None:
+    assert fired(engine, "es war so, die birne jetzt", "pair_whole_sentence") is None
+    assert fired(engine, "es war so. die birne jetzt", "pair_whole_sentence") == "pair_whole_sentence"
+
+
+def test_a_guard_word_after_a_not_after_word_does_not_count(engine: SafetyNet) -> None:
+    assert fired(engine, "wuerde birne und apfel", "maybe_pair") is None
+    assert fired(engine, "es klingt als wuerde birne und apfel", "maybe_pair") == "maybe_pair"
+
+
+def test_a_hash_in_not_after_stands_for_any_number(engine: SafetyNet) -> None:
+    assert fired(engine, "seit jahre apfel birne", "years_pair") is None
+    assert fired(engine, "sie ist 82 jahre, apfel birne", "years_pair") == "years_pair"
+    assert fired(engine, "sie ist zwei jahre, apfel birne", "years_pair") is None  # a number word is no digit
+
+
+# ------------------------------------------------------------------ the review's defects on the real rules
+FIRE = [
+    # 1. reported thought acts only in its clause and is lifted by a now-word
+    "ich dachte ich sterbe, er würgt mich gerade",
+    "ich dachte er bringt mich jetzt um, er hat ein messer in der hand",
+    "ich dachte erst es ist ein böller aber jetzt liegt einer am boden und blutet",
+    # 2. a clause guard drops only its own clause's words
+    "die frau war bewusstlos, jetzt atmet sie nicht mehr",
+    # 3. seasons are not the past
+    "im winter ist mein sohn beim schlittschuhlaufen ins eis eingebrochen, hilfe er kommt nicht raus",
+    # 4. a bare "wenn" with a now-word is lifted
+    "darf man eingreifen wenn grad einer vor meinem fenster eine frau würgt?",
+    # 7. an age still counts as a worry
+    "meine nachbarin ist 80 und sonst jeden morgen auf dem balkon. heute nicht, die zeitung liegt noch vor der tür und sie macht nicht auf",
+    # the pill rules still fire on an overdose
+    "hab grad 15 tabletten von mama genommen",
+    "ist es schlimm wenn man 20 tabletten genommen hat",
+    # 8. a purchase or a prescription does not hide an overdose (second review: these were pinned quiet)
+    "hab 30 tabletten gekauft und bin total schwindlig",
+    "rezept für 50 tabletten genommen, hilfe",
+    # 9. a lost child at the station (second review: was pinned quiet; "ist weg seit" with a public place fires)
+    "frankfurt am main, mein sohn ist weg seit dem bahnhof",
+    # 9. a motorway still counts with "auf der"
+    "auf der a3 richtung köln kommt einer in falscher richtung",
+    "ich verstecke mich unterm bett, einer ist in der wohnung und ich hör schritte",
+    # self-harm: "würde" with a now-word is a risk, not a quiz
+    "würde es jemand merken wenn ich jetzt vom dach springe",
+    # the classes added for the fresh batch
+    "papa hat mama auf den boden geschubst und jetzt tritt er sie",
+    "ein fremder steht in meiner küche und ich bin allein",
+    "mein freund krampft am boden und hat schaum vorm mund",
+    "mein vater hat sich mit einem strick in die garage gesetzt und sich von uns verabschiedet",
+]
+
+QUIET = [
+    # 1. reported thought in the clause the rule matched
+    "ich dachte er bringt mich um, aber er ist dann gegangen",
+    # 4. never lifted after würde, theoretisch, angenommen, was würdet ihr, was wäre wenn; "grad" after a number is degrees
+    "was würdet ihr machen wenn grad einer mit messer vor der tür steht",
+    "theoretisch, wenn gerade einer mit einem messer vor der tür steht, was dann",
+    "angenommen einer schlägt grad auf einen am boden ein, darf ich helfen",
+    "was wäre wenn gerade einer mit ner waffe in die schule kommt",
+    "würde die polizei kommen wenn gerade einer mit messer rumläuft",
+    "bei 30 grad darf man den hund im auto lassen wenn einer mit messer droht",
+    "wenn bei 30 grad einer mit messer rumläuft was macht ihr",
+    # 5. a story told with "war"
+    "der mann war betrunken, er hat seine frau mit dem messer bedroht, das war schlimm",
+    # 6. sweets and pets
+    "ich hab eine ganze packung chips gegessen mir ist voll übel",
+    "der hund hat 12 tabletten gefressen was soll ich tun hilfe",
+    "unser hund hat 15 ibuprofen gefressen, ist das tödlich",
+    "die katze hat eine ganze packung tabletten erwischt, hilfe",
+    # 7. "ist 11" is a time, not an age
+    "es ist 11 uhr und mein nachbar macht nicht auf, komisch",
+    "mein nachbar macht nicht auf, es ist 11",
+    # 8. daily medication (a habit word: even "hilfe" does not lift it)
+    "ich nehme 14 tabletten am tag, ist das zu viel",
+    "ich muss 12 tabletten pro tag nehmen, hilfe das ist so viel",
+    "hab 20 tabletten vom arzt verschrieben bekommen",
+    # 9. everyday words
+    "der a3 von meinem nachbarn steht in der falschen richtung in der einfahrt",
+    "die zahlen auf der karte a3 zeigen in die falsche richtung",
+    "die katze liegt unterm bett und ich hör schritte im flur, das ist mein mann",
+    # 10. "aber nicht" negates the clause it follows
+    "er blutet aber nicht",
+    "er hat sich geschnitten, blutet aber nicht",
+    "sie ist gestürzt aber nicht bewusstlos",
+    "er ist umgekippt aber nicht bewusstlos, er redet wieder",
+    # the rules added for the fresh batch: separable verbs are not blows, a worker in the flat is no intruder
+    "jetzt haut mein papa einfach ab und lässt uns mit dem chaos allein",
+    "jetzt haut der typ einfach ab ohne zu zahlen",
+    "jetzt schlägt meine mama vor, dass wir umziehen",
+    "jetzt tritt der mann aus der partei aus",
+    "jetzt schlägt das wetter um, die kinder sollen rein",
+    "ein fremder mann steht in meinem flur, es ist der ableser von den stadtwerken",
+    "in my country police come fast when someone has knife, here i wait for answer of my email since two week",
+    "ich kann nicht mehr, diese baustelle vor meinem fenster bringt mich noch um, seit 6 uhr bohren die",
+]
+
+
+@pytest.mark.parametrize("text", FIRE)
+def test_the_review_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is not None, text
+
+
+@pytest.mark.parametrize("text", QUIET)
+def test_the_review_cases_of_everyday_talk_stay_quiet(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.check(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+# ------------------------------------------------------------------ the second review (defects of the re-applied round)
+FIRE_SECOND = [
+    # 1. a break-in verb with a door or window in its clause
+    "er hat gerade die tür eingetreten",
+    "jemand hat gerade unsere kellertür aufgestemmt",
+    "soeben hat ein fremder mann meine balkontür aufgedrückt und steht jetzt im wohnzimmer",
+    "einer ist grad durchs fenster reingestiegen",
+    # 2. "breaking down" with the door
+    "someone is breaking down the door right now",
+    "a man is trying to break down my door",
+    # 3. "hit me" still counts
+    "my husband hit me right now please help",
+    # 4. a purchase or prescription, lifted by "alle", "auf einmal", dizziness or a call for help
+    "hab 30 schlaftabletten vom arzt genommen, mir ist schwindelig",
+    "die tabletten vom arzt alle auf einmal geschluckt",
+    "hab mir 40 tabletten gekauft und alle geschluckt",
+    "hab 30 schlaftabletten vom arzt genommen. mir ist so schwindelig",
+    # 5. "hinterher" is not the past
+    "der typ rennt mir mit einem messer hinterher",
+    # 6. a weapon named in a "hatte" clause, the threat told now in another
+    "er hatte ein messer, jetzt hält er es mir an den hals",
+    "der typ hatte ne pistole in der hand und zielt jetzt auf die kassiererin",
+    # 7. "hatte", "das war" are past only in their own clause
+    "wir hatten einen unfall, der andere fahrer ist eingeklemmt und blutet",
+    "wir hatten streit, er hat ein messer und bedroht mich",
+    "ich hatte solche angst, er steht mit einem messer vor meiner tür",
+    "das war ein riesen knall, der fahrer ist eingeklemmt und blutet",
+    "jetzt atmet er nicht mehr",
+    "jetzt atmet sie nicht mehr",
+    # 8. the face or mouth hangs
+    "sein mund hängt schief und er redet komisch",
+    "papas mundwinkel hängt auf einer seite runter und er lallt",
+    # 10. polite or urgent requests with a now-word, doing first aid, "keeps" with urgency
+    "könnten sie bitte schnell kommen mein mann schlägt mich gerade mit dem gürtel",
+    "could you please come, there is a man with a knife in my house right now",
+    "wie lange braucht ihr noch er tritt gerade die tür ein",
+    "ich mache gerade erste hilfe aber er atmet nicht mehr",
+    "he keeps stabbing him, hurry",
+    "wir sind im einkaufszentrum und meine tochter ist auf einmal weg",
+    "could you send someone, my husband is beating me right now",
+    "grad ist einer über den balkon in unsere wohnung eingestiegen",
+    "mir läuft seit 10 min einer hinterher, ich hab voll angst",
+]
+
+QUIET_SECOND = [
+    # 1. the same verbs in everyday German
+    "gerade ist ein fehler aufgetreten",
+    "ich bin hingefallen und hab mir grad das knie aufgeschlagen",
+    "wir haben gerade das zelt aufgeschlagen",
+    "ich bin gerade in den sportverein eingetreten",
+    "bin grad ins auto reingestiegen",
+    "hab mir gerade den pickel aufgedrückt",
+    "hab grad die dose aufgestemmt",
+    "wir sind gerade aufgebrochen zum wandern",
+    "bin gerade in den bus eingestiegen",
+    "der blitz hat gerade eingeschlagen",
+    "wir sind gerade aufgebrochen, die haustür ist abgeschlossen",
+    # 2. breaking down
+    "i am breaking down right now, exams are killing me",
+    "my car is breaking down right now",
+    # 3. games and accidents
+    "my brother beat me at fifa right now haha",
+    "my brother beats me at fifa right now lol",
+    "i hit my head on the door right now",
+    "someone hit my car right now in the parking lot",
+    "er schlägt mich gerade im schach, zum dritten mal",
+    # 7. how someone breathes, not that they stopped
+    "jetzt atmet er nicht mehr so laut, die nasentropfen helfen",
+    "sie atmet nicht mehr durch die nase seit der erkältung",
+    # 8. a picture hangs crooked
+    "das bild hängt schief im flur",
+    "das regal hängt schief seit dem umzug",
+    # 9. a now-word next to "meinte" tells when it was said
+    "meinte gerade mein bruder er bringt mich um wenn ich seine chips esse",
+    # 10. "würde", "theoretisch", "was wäre wenn" stay strict; "could" without a now-word stays a question
+    "würde die polizei kommen wenn gerade einer mit messer rumläuft",
+    "could you tell me what happens if someone has a knife",
+    "was ist erste hilfe wenn einer nicht mehr atmet",
+    "my neighbour keeps hitting the wall with a hammer",
+    # a child gone, but not lost
+    "mein sohn ist weg zum bahnhof, er fährt heute zur oma",
+    # the look-alikes found while fixing: following, a storm, a cat, a dream, a pinched finger, a punching bag,
+    # asking how to take prescribed pills ("hilfe" lifts `prescribed`, not `dosage`)
+    "der hund läuft gleich hinterher wenn ich den ball werfe",
+    "the window got smashed by the storm right now, glass everywhere",
+    "meine katze ist grad durchs fenster reingeklettert, total nass",
+    "ich hatte gerade einen albtraum, ein typ mit messer stand vor meiner tür",
+    "gerade ist bei uns im büro die tür zugefallen, hab mir den finger eingeklemmt",
+    "would you believe it, my son is hitting the punching bag right now",
+    "mein arzt hat mir 30 tabletten verschrieben, hilfe wie soll ich die alle schlucken",
+    "ich hab 20 tabletten vom arzt bekommen und weiß nicht wie viel ich nehmen soll, hilfe",
+    "i just hit my knee on the table right now, that hurt so bad",
+]
+
+
+@pytest.mark.parametrize("text", FIRE_SECOND)
+def test_the_second_review_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is not None, text
+
+
+@pytest.mark.parametrize("text", QUIET_SECOND)
+def test_the_second_review_cases_of_everyday_talk_stay_quiet(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.check(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+# ------------------------------------------------------------------ the third review (defects of the second fix round)
+FIRE_THIRD = [
+    # 1. a door or window forced open, the verb at the end of the clause or after a relative clause
+    "jemand hat die balkontür aufgebrochen und ist jetzt noch drin",
+    "jemand hat die wohnungstür aufgebrochen, ich hör ihn noch im flur",
+    "einer hat grad die tür und das fenster aufgebrochen",
+    "grad hat jemand bei uns die kellertür, die zum garten geht, aufgebrochen",
+    # 3. dizziness still lifts a purchase message-wide
+    "hab 30 tabletten gekauft und bin total schwindlig",
+    # 4. "grad" after a house number is "gerade", not degrees
+    "hauptstraße 12 grad wird einer verprügelt",
+    # 7. formal pleas, "jetzt", "wird eingebrochen", public places, "is missing", climbing through
+    "bitte kommen sie, mein mann schlägt mich",
+    "bei uns wird eingebrochen",
+    "my son is missing at the beach",
+    "meine tochter ist weg, wir sind im freibad",
+    "someone is climbing through my window right now",
+    "einer ist gerade durchs fenster gestiegen",
+]
+
+QUIET_THIRD = [
+    # 2. "wir" is not "wirr"
+    "wir haben 20 tabletten vom arzt verschrieben bekommen",
+    "wir haben 12 tabletten gekauft für den urlaub",
+    "wir haben 30 tabletten, es ist ok",
+    # 3. "hilfe" in another clause does not lift a prescription; pills spread over days
+    "der arzt hat mir 20 tabletten verschrieben, ich hab heute die erste genommen, danke für die hilfe",
+    "ich habe über 10 tage 20 tabletten genommen, ist das normal",
+    "in 10 tagen hab ich 20 tabletten genommen",
+    # 5. locked out, or a cupboard door
+    "i just climbed in through the window because i forgot my keys",
+    "gerade hat meine nachbarin ihre tür eingetreten weil sie sich ausgesperrt hat lol",
+    "mein bruder hat gerade die schranktür aufgebrochen weil der schlüssel weg war",
+    # 6. pretending
+    "mein kleiner bruder tut so als ob er nicht atmet, nervig",
+    # 7. the same words in everyday talk
+    "kommen sie bitte morgen vorbei wegen der anzeige",
+    "wir waren heute im zoo, war schön",
+]
+
+
+@pytest.mark.parametrize("text", FIRE_THIRD)
+def test_the_third_review_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is not None, text
+
+
+@pytest.mark.parametrize("text", QUIET_THIRD)
+def test_the_third_review_cases_of_everyday_talk_stay_quiet(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.check(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+NEARBY = """
+words:
+  fruit: [apfel]
+  pear: [birne]
+  loud: [laut]
+  soft: [leise]
+guards:
+  bought:
+    lifted_by: [loud]
+    lifted_nearby: [soft]
+    lifted_in: message
+    words: [gekauft]
+rules:
+  - {name: bought_pair, intent: emergency, all: [fruit, pear], unless: [bought], examples: [apfel birne]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [("apfel birne gekauft, laut", "bought_pair"), ("apfel birne gekauft leise", "bought_pair"),
+     ("apfel birne gekauft, leise", "bought_pair"), ("apfel birne gekauft, es war leise", None),
+     ("apfel birne gekauft", None)],
+)
+def test_a_nearby_lifting_word_counts_only_in_a_matched_clause(text: str, rule: str | None) -> None:
+    net = SafetyNet.from_doc(yaml.safe_load(NEARBY), Path("nearby.yml"))
+    assert fired(net, text) == rule
+
+
+def test_a_degree_reading_needs_a_temperature_word_or_a_clause_end() -> None:
+    from bot.safety_lexicon import tokenize
+
+    assert "celsius" in tokenize("bei 30 grad im auto").folded
+    assert "celsius" in tokenize("heute 30 grad, schön").folded
+    assert "celsius" not in tokenize("hauptstraße 12 grad wird einer verprügelt").folded
+
+
+@pytest.mark.parametrize("extra", ["within: clause", "lifted_by: [fruit]", "not_after: [als]"])
+def test_a_near_guard_refuses_keys_it_would_ignore(extra: str) -> None:
+    doc = yaml.safe_load(f"words:\n  fruit: [apfel]\nguards:\n  no:\n    near: 1\n    {extra}\n    words: [kein]\nrules: []\n")
+    with pytest.raises(ValueError, match="near"):
+        SafetyNet.from_doc(doc, Path("near.yml"))
