@@ -18,7 +18,7 @@ from bot.safety_lexicon import tokenize
 from bot.safety_net import SafetyHit, SafetyNet, SafetyNetError
 
 REQUIRED_TEXTS = ("disclosure", "emergency", "self_harm", "other", "other_again")
-KEYS = {"code", "name", "name_de", "direction", "markers", "sources", "texts", "safety_net"}
+KEYS = {"code", "name", "name_de", "direction", "markers", "sources", "texts", "safety_net", "spellings"}
 # The numbers the bot gives (DESIGN.md, "Numbers the bot gives"): no other number of 3+ digits may appear.
 NUMBERS = frozenset({"110", "112", "116117", "116016", "08001110111", "08001110222", "116111"})
 # What each text must say: the 110 prompt everywhere, the TelefonSeelsorge and 112 for self-harm.
@@ -26,6 +26,8 @@ MUST_SAY = {"emergency": ("110", "112"), "self_harm": ("08001110111", "112"), "o
 _NUMBER = re.compile(r"\d+(?:[ \u00a0\u202f]\d+)*")
 _CODE = re.compile(r"[a-z]{2,3}")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_LATIN = re.compile(r"[a-z]+")  # a `spellings` key or value: Latin letters only
+_VOWEL = re.compile(r"[aeiouy\u00c0-\u024f]")  # Latin vowels, accented letters too ("sarègh")
 
 
 class LanguageError(SafetyNetError):
@@ -120,12 +122,66 @@ def load_language(path: Path, strict: bool = True) -> Language:
     if not isinstance(markers, list) or not all(isinstance(m, str) and m.strip() for m in markers):
         raise LanguageError(f"{path}: markers must be a list of words")
     try:
-        net = SafetyNet.from_doc(doc.get("safety_net"), path, strict)
+        spellings = read_spellings(doc.get("spellings"))
+        net = SafetyNet.from_doc(with_spellings(doc.get("safety_net"), spellings), path, strict)
     except SafetyNetError as err:
         raise LanguageError(str(err), err.problems) from None
+    except ValueError as err:  # the spellings map
+        raise LanguageError(f"{path}: {err}") from None
     folded = frozenset(w for m in markers for w in _fold_words(m))
     return Language(code, str(doc["name"]), str(doc["name_de"]), direction, folded,
                     {k: str(v) for k, v in texts.items()}, net, path)
+
+
+def read_spellings(raw: object) -> dict[str, str]:
+    """The `spellings` map ({kh: x}: an entry's Latin "kh" also matches "x"); keys and values Latin letters only."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise ValueError(f"spellings must map Latin letters to Latin letters ({{kh: x}}), got {raw!r}")
+    bad = [f"{k}: {v}" for k, v in raw.items() if not (_LATIN.fullmatch(k) and _LATIN.fullmatch(v)) or k == v]
+    if bad:
+        raise ValueError(f"spellings: keys and values must be different lowercase Latin letters (a-z), not {', '.join(bad)}")
+    return dict(raw)
+
+
+def with_spellings(net: object, spellings: dict[str, str]) -> object:
+    """The safety net with every Latin-letter entry of its word and guard lists followed by its spelling variants."""
+    if not spellings or not isinstance(net, dict):
+        return net
+    net = dict(net)
+    if isinstance(net.get("words"), dict):
+        net["words"] = {name: _spelled(items, spellings) for name, items in net["words"].items()}
+    if isinstance(net.get("guards"), dict):
+        net["guards"] = {
+            name: {key: _spelled(value, spellings) if key in ("words", "after", "not_after") else value for key, value in spec.items()}
+            if isinstance(spec, dict) else spec
+            for name, spec in net["guards"].items()
+        }
+    return net
+
+
+def spelling_variants(entry: str, spellings: dict[str, str]) -> list[str]:
+    """`entry` and the spellings it also stands for ("khodkoshi" with {kh: x}: also "xodkoshi"); native script: itself."""
+    letters = [ch for ch in entry if ch.isalpha()]
+    if not letters or not all(unicodedata.name(ch, "").startswith("LATIN") for ch in letters):
+        return [entry]
+    found = [entry]
+    for key, value in spellings.items():
+        found += [" ".join(_respell(w, key, value) for w in v.split(" ")) for v in found if key in v]
+    return list(dict.fromkeys(found))
+
+
+def _respell(word: str, key: str, value: str) -> str:
+    """One word with `key` written as `value`; a word without a vowel ("khkh", laughter) is kept as it is."""
+    return word.replace(key, value) if _VOWEL.search(word) else word
+
+
+def _spelled(items: object, spellings: dict[str, str]) -> object:
+    if not isinstance(items, list):
+        return items
+    spelled = [variant for item in items for variant in (spelling_variants(item, spellings) if isinstance(item, str) else [item])]
+    return list(dict.fromkeys(spelled))
 
 
 def text_problems(texts: dict[object, object]) -> list[str]:
