@@ -17,10 +17,10 @@ _KO = re.compile(r"\bk\s?\.\s?o\s?\.?\s?-?\s?(?=tropf)")  # "k.o.-tropfen", "k. 
 # "grad" after a number is degrees ("bei 30 grad", "zwei grad"), never "gerade": read as "celsius" when a
 # temperature word is near or the clause ends right after it; after a house number it is "gerade" ("hauptstraße 12 grad wird ...")
 _DEGREES = re.compile(
-    r"(?P<before>(?:\S+\s+){0,3})"
     r"(?P<num>\d+|\b(?:null|eins?|zwei|drei|vier|fuenf|sechs|sieben|acht|neun|zehn|elf|zwoelf|zwanzig|dreissig|vierzig|minus|plus))"
-    r"(?P<deg>\s*°?\s*(?:grad|grade|grod)\b)(?=(?P<after>(?:\s*[^\s\w]*\s*\w+){0,3}))"
+    r"(?P<deg>\s*°?\s*(?:grad|grade|grod)\b)"
 )
+_NEAR = 40  # characters before and after "# grad" in which the three words next to it are looked for
 _TEMPERATURE = re.compile(
     r"\b(?:bei|um|ueber|unter|es sind|draussen|warm|waermer|kalt|kaelter|heiss|fieber|minus|plus|celsius|temperatur\w*)\b"
 )
@@ -29,9 +29,11 @@ _CLAUSE_AFTER = re.compile(r"\s*(?:$|[,.!?;:)]|(?:und|aber|oder|and|but)\b)")
 
 def _degrees(match: re.Match[str]) -> str:
     """ "30 grad" -> "30 celsius" when it is a temperature, else unchanged ("hauptstraße 12 grad": just now)."""
-    near = match["before"] + match["num"] + " " + match["after"]
-    if "°" in match["deg"] or _TEMPERATURE.search(near) or _CLAUSE_AFTER.match(match.string, match.end()):
-        return match["before"] + match["num"] + " celsius"
+    text = match.string
+    before = " ".join(text[max(0, match.start() - _NEAR):match.start()].split()[-3:])
+    after = " ".join(text[match.end():match.end() + _NEAR].split()[:3])
+    if "°" in match["deg"] or _TEMPERATURE.search(f"{before} {match['num']} {after}") or _CLAUSE_AFTER.match(text, match.end()):
+        return match["num"] + " celsius"
     return match[0]
 _SENTENCE_END = re.compile(r"[!?;\n\u061f\u061b]+|(?<!\d)\.+(?=\s|$)")  # also Arabic ؟ and ؛
 _CLAUSE_END = re.compile(r"[,:\u2013\u2014\u060c]|\s-+\s")  # also Arabic ،
