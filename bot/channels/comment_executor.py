@@ -7,7 +7,8 @@ reached Meta. Those are resolved without a second private reply:
 - public reply: the comment's replies are read first; a reply with the same text counts as sent, else it is sent;
 - private reply: status "unknown", never sent again automatically (Meta allows one, and there is no documented
   way to read whether it arrived); the inbox shows the officer text, the officer checks in the app.
-A request that got no answer at run time (timeout, dropped connection) is handled the same way.
+A request that got no answer at run time (timeout, dropped connection) is handled the same way
+(bot/channels/comment_outcomes.py: what happens after a request, and after a crash).
 With several instances (bot/cluster.py) the loop and the crash recovery run on the leader; an instance
 that is not the leader still performs the emergencies planned on it at once (the "sending" step above
 is a compare-and-set, so the leader never takes the same action).
@@ -19,10 +20,10 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 
+from bot.channels.comment_outcomes import RETRY_DELAYS_S, CommentOutcomes
 from bot.channels.graph_comments import CommentApiError, GraphComments
 from bot.channels.meta_send import LABELS
 from bot.channels.priority import PriorityGate
@@ -30,19 +31,14 @@ from bot.cluster import Cluster, LeaderJob
 from bot.handover import HandoverLog
 from bot.handover.comments import Comment, CommentAction, Comments
 from bot.settings import Settings
-from bot.web.live import INBOX, EventHub
+from bot.web.live import EventHub
 
 log = logging.getLogger(__name__)
 
-RETRY_DELAYS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)  # after the n-th transient failure
-MAX_ATTEMPTS = len(RETRY_DELAYS_S) + 1
-MAX_WAIT_S = 900.0  # a rate limit's "come back in N minutes" is capped to this
 CONCURRENCY = 16  # Graph calls in flight; an emergency gets the next free place
 BATCH = 500
 STOP_TIMEOUT_S = 10.0
 MODERATION = ("hide", "unhide", "delete")
-UNKNOWN_PRIVATE = ("Unklar, ob die private Antwort angekommen ist: {label} hat nicht geantwortet{why}. Sie wird nicht "
-                   "noch einmal gesendet, denn Meta erlaubt nur eine. Bitte im Postfach der App nachsehen.")
 
 
 @dataclass
@@ -62,7 +58,7 @@ class CommentDesk:
         return cls(store, executor)
 
 
-class CommentExecutor:
+class CommentExecutor(CommentOutcomes):
     """Takes due actions from the store, groups them per comment (in order), performs them concurrently."""
 
     def __init__(self, comments: Comments, client: GraphComments, hub: EventHub | None = None,
@@ -122,36 +118,6 @@ class CommentExecutor:
                 self.dispatch(urgent_only=True)
             except Exception:  # the leader's loop takes them within a second
                 log.exception("emergency comment actions not started on this instance")
-
-    def recover(self) -> int:
-        """Actions a crash left "sending": private replies become "unknown", the rest pending again."""
-        rows = self.log._select("SELECT id, kind FROM comment_actions WHERE status = 'sending'")
-        for row in rows:
-            self._resolve(row["id"], row["kind"], " (Neustart während des Sendens)")
-        if rows:
-            log.warning("comment actions found in flight after a restart: %d", len(rows))
-        return len(rows)
-
-    def _resolve(self, action_id: int, kind: str, why: str) -> None:
-        """An action that may have reached Meta but is not saved as sent: a private reply "unknown", the rest pending."""
-        if kind == "private_reply":
-            self._unknown(action_id, why)
-            return
-        if kind == "public_reply":
-            self._verify.add(action_id)  # look under the comment before sending it again
-        self.log.db.execute("UPDATE comment_actions SET status = 'pending' WHERE id = ? AND status = 'sending'", [action_id])
-
-    def _unstick(self) -> None:
-        """Resolve actions whose result could not be saved after the send; kept for the next pass if that fails too."""
-        for action_id, kind in list(self._stuck.items()):
-            try:
-                self._resolve(action_id, kind, " (Ergebnis nach dem Senden nicht gespeichert)")
-                comment = self.store.get(self.store.action(action_id).comment_id)
-                self._publish(comment, self.store.action(action_id), "unknown" if kind == "private_reply" else "pending")
-            except Exception:
-                log.exception("comment action %d: still cannot save its state", action_id)
-                continue
-            self._stuck.pop(action_id, None)
 
     async def _run(self) -> None:
         while True:
@@ -277,71 +243,3 @@ class CommentExecutor:
         else:
             await self.client.hide(c.channel, c.platform_id, action.kind == "hide")
         return None, None
-
-    def _failed_call(self, action: CommentAction, c: Comment, err: CommentApiError) -> bool:
-        if err.reason == "gone":
-            if action.kind == "delete":  # what we wanted: it is gone
-                self.store.action_sent(action.id, None)
-                self._publish(c, action, "sent")
-                return True
-            self._fail(action, c, err.officer_text, final=True)
-            self.store.record_removed(c.channel, c.platform_id)
-            return True
-        if err.maybe_sent and action.kind == "private_reply":
-            self._unknown(action.id, "")
-            self._publish(c, action, "unknown")
-            return True
-        if err.maybe_sent and action.kind == "public_reply":
-            self._verify.add(action.id)
-        attempts = action.attempts + 1
-        if err.final or attempts >= MAX_ATTEMPTS:
-            text = err.officer_text if err.final else f"Nach {attempts} Versuchen aufgegeben. {err.officer_text}"
-            return self._fail(action, c, text.replace(" Wird automatisch erneut versucht.", ""), final=True)
-        self.store.action_failed(action.id, err.officer_text, final=False)
-        self._backoff(action.id, attempts, err.retry_after)
-        self._publish(c, action, "pending")
-        return False
-
-    def _fail(self, action: CommentAction, c: Comment, text: str, final: bool) -> bool:
-        self.store.action_failed(action.id, text, final=final)
-        self._not_before.pop(action.id, None)
-        self._verify.discard(action.id)
-        log.warning("comment action %d (%s) failed for good: %s", action.id, action.kind, text)
-        self._publish(c, action, "failed")
-        return True
-
-    def _unknown(self, action_id: int, why: str) -> None:
-        """A private reply that may have arrived: blocked for good (the partial unique index counts it)."""
-        label = LABELS.get(self.store.get(self.store.action(action_id).comment_id).channel, "Meta")
-        self.log.db.execute("UPDATE comment_actions SET status = 'unknown', attempts = attempts + 1, error = ? WHERE id = ?",
-                            [UNKNOWN_PRIVATE.format(label=label, why=why), action_id])
-
-    def _backoff(self, action_id: int, attempts: int, retry_after: float | None) -> None:
-        delay = retry_after if retry_after else self.retry_delays[min(attempts, len(self.retry_delays)) - 1]
-        self._not_before[action_id] = time.monotonic() + min(delay, MAX_WAIT_S)
-
-    async def _found_reply(self, action: CommentAction, c: Comment) -> bool:
-        """After a lost answer: our public reply is already under the comment? Then it counts as sent."""
-        try:
-            replies = await self.client.replies(c.channel, c.platform_id)
-        except CommentApiError as err:
-            if err.reason == "gone":
-                return self._fail(action, c, err.officer_text, final=True)
-            return False  # cannot tell: send (a visible double beats a missing 110 reply)
-        mine = [r for r in replies if r["text"] == action.text]
-        if not mine:
-            self._verify.discard(action.id)
-            return False
-        self.store.action_sent(action.id, mine[-1]["id"])
-        self._verify.discard(action.id)
-        self._publish(c, action, "sent")
-        return True
-
-    def _link_dm(self, action: CommentAction, c: Comment, recipient: str, message_id: str | None) -> None:
-        """The private reply opened a DM: its conversation gets the reply, and both are linked."""
-        self.store.open_dm(c, recipient, action.text, action.officer, message_id)
-
-    def _publish(self, c: Comment, action: CommentAction, status: str) -> None:
-        if self.hub is not None:
-            data: dict[str, Any] = {"kind": "comment", "comment_id": c.id, "need": c.need, "action": action.kind, "status": status}
-            self.hub.publish(INBOX, data)
