@@ -1,4 +1,7 @@
-"""`spellings:` in a language file: one Latin-letter entry also matches its other phone spellings (Finglish kh/x, q/gh)."""
+"""`spellings:` in a language file: one Latin-letter entry also matches its other phone spellings (Finglish kh/x, q/gh).
+
+Session 9: the Russian and Ukrainian translit twins (y/i, ya/ja/ia, yu/ju/iu, shch/sch) come from the map too.
+"""
 
 from __future__ import annotations
 
@@ -80,3 +83,25 @@ def test_a_broken_spellings_map_is_refused_and_make_validate_names_it(tmp_path: 
     tiny_net(tmp_path / "languages", spellings)
     problems = check_languages(tmp_path, None)
     assert len(problems) == 1 and "spellings" in problems[0].text
+
+
+@pytest.mark.parametrize("code, spellings, messages", [
+    ("ru", {"i": "y", "ya": "ja", "yu": "ju", "shch": "sch", "sch": "sh"},
+     ["lyagu pod poezd segodnja", "policiya bystree", "ya na kryshe, ustala ot vsego"]),
+    ("uk", {"i": "y", "ya": "ja", "yu": "ju", "shch": "sch"},
+     ["dopomozhyt, vin mene vbyvaye", "khochu pomerty", "vypyla vsi tabletky"]),
+])
+def test_russian_and_ukrainian_translit_twins_come_from_the_map(tmp_path: Path, code: str, spellings: dict,
+                                                               messages: list[str]) -> None:
+    """Session 9: "y" for и/ы/й, "ja"/"ia" for я, "ju"/"iu" for ю, "sch" for щ are made by the map, not written twice."""
+    path = ROOT / "data" / "languages" / f"{code}.yml"
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert doc["spellings"] == spellings
+    net = load_language(path).net
+    for text in messages:
+        assert net.check(text) is not None, text
+    doc.pop("spellings")
+    bare = load_language(write(tmp_path, doc, code), strict=False).net
+    assert all(bare.check(text) is None for text in messages)  # the twins are gone from the file
+    entries = {entry.source for entry in net.lexicon.entries}
+    assert not {"self harm", "hotel", "bit", "sin"} & entries  # "kh" -> "h" or "y" -> "i" would have added these
