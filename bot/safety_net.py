@@ -17,6 +17,7 @@ from bot.text import normalise
 ESCALATION_INTENTS = ("emergency", "self_harm")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml reads the rules file ten times faster
 SECTIONS = {"words", "guards", "rules", "exceptions", *ESCALATION_INTENTS}
+GUARD_KEYS = {"words", "near", "after", "lifted_by", "lifted_nearby", "lifted_in", "lifted_beside", "within", "not_after", "not_beside"}
 
 log = logging.getLogger(__name__)
 
@@ -161,10 +162,9 @@ def _word_lists(words: object, guards: object) -> tuple[list[Entry], dict[str, G
         entries += [parse_entry(str(name), item, strict=False) for item in _list(name, items)]
     found: dict[str, Guard] = {}
     for name, spec in guards.items():
-        if not isinstance(spec, dict) or set(spec) - {"words", "near", "after", "lifted_by", "lifted_nearby", "lifted_in", "lifted_beside", "within", "not_after"}:
-            raise ValueError(
-                f"guard {name}: a mapping with 'words' (and 'near', 'after', 'lifted_by', 'lifted_nearby', 'lifted_in', 'lifted_beside', 'within' or 'not_after')"
-            )
+        if not isinstance(spec, dict) or set(spec) - GUARD_KEYS:
+            used = f"; unknown: {', '.join(sorted(map(str, set(spec) - GUARD_KEYS)))}" if isinstance(spec, dict) else ""
+            raise ValueError(f"guard {name}: a mapping with 'words' (and {', '.join(repr(k) for k in sorted(GUARD_KEYS - {'words'}))}){used}")
         if spec.get("within", "sentence") not in ("sentence", "clause"):
             raise ValueError(f"guard {name}: 'within' must be sentence or clause")
         if spec.get("lifted_in", "clause") not in ("clause", "message") or ("lifted_in" in spec and spec.get("within") == "clause"):
@@ -175,20 +175,22 @@ def _word_lists(words: object, guards: object) -> tuple[list[Entry], dict[str, G
         near = spec.get("near")
         if near is not None and (not isinstance(near, int) or near < 0):
             raise ValueError(f"guard {name}: 'near' must be a number of words")
-        if near is not None and {"within", "lifted_by", "lifted_in", "lifted_beside", "not_after"} & set(spec):
+        if near is not None and {"within", "lifted_by", "lifted_in", "lifted_beside", "not_after", "not_beside"} & set(spec):
             raise ValueError(f"guard {name}: a guard with 'near' takes only 'words' and 'after'")
         lifted = tuple(spec.get("lifted_by") or ())
         nearby = tuple(spec.get("lifted_nearby") or ())
-        if set(lifted + nearby) - set(words):
-            raise ValueError(f"guard {name}: 'lifted_by' names no word list: {sorted(set(lifted + nearby) - set(words))}")
+        beside = tuple(spec.get("not_beside") or ())
+        for option, lists in (("lifted_by", lifted), ("lifted_nearby", nearby), ("not_beside", beside)):
+            if set(lists) - set(words):
+                raise ValueError(f"guard {name}: '{option}' names no word list: {sorted(set(lists) - set(words))}")
         if nearby and (near is not None or spec.get("within") == "clause"):
             raise ValueError(f"guard {name}: 'lifted_nearby' is for a guard within a sentence")
         after = frozenset(normalise(str(w)) for w in spec.get("after") or ())
         not_after = frozenset(normalise(str(w)) for w in spec.get("not_after") or ())
-        if not isinstance(spec.get("lifted_beside", True), bool) or ("lifted_beside" in spec and spec.get("within") != "clause"):
-            raise ValueError(f"guard {name}: 'lifted_beside' (true or false) is for a guard `within: clause`")
+        if not isinstance(spec.get("lifted_beside", True), bool) or ("lifted_beside" in spec and not lifted):
+            raise ValueError(f"guard {name}: 'lifted_beside' (true or false) is for a guard with 'lifted_by'")
         found[str(name)] = Guard(
-            str(name), near, after, lifted, spec.get("within") == "clause", not_after, spec.get("lifted_in", "clause"), spec.get("lifted_beside", True), nearby
+            str(name), near, after, lifted, spec.get("within") == "clause", not_after, spec.get("lifted_in", "clause"), spec.get("lifted_beside", True), nearby, beside
         )
     return entries, found
 

@@ -23,12 +23,17 @@ class Guard:
     clause: bool = False  # veto only the words of its own clause ("die kasse war offen, sie blutet" still fires)
     not_after: frozenset[str] = frozenset()  # a guard word right after one of these ("#": any number) does not count ("als würde")
     lifted_in: str = "clause"  # a sentence guard's lifting word counts in: a clause the rule matched | anywhere in the message
-    lifted_beside: bool = True  # False: a lifting word right next to a guard word does not count ("meinte gerade": said just now)
+    lifted_beside: bool = True  # False: a lifting word right next to a guard word (a sentence guard: in its clause) does not count
     lifted_nearby: tuple[str, ...] = ()  # lists that lift a sentence guard only in a clause the rule matched, even `lifted_in: message`
+    not_beside: tuple[str, ...] = ()  # a guard word at most BESIDE words from a word of these lists, in its clause, does not count
 
     def spans(self, tokens: Tokens, found: Found) -> list[Span]:
-        """Where the guard's words are in the message, minus those right after a `not_after` word."""
-        return [s for s in found.get(self.name, ()) if not (s[0] and self._excused_by(tokens.folded[s[0] - 1]))]
+        """Where the guard's words are, minus those right after a `not_after` word or beside a `not_beside` word."""
+        beside = [s for c in self.not_beside for s in found.get(c, ())]
+        return [
+            s for s in found.get(self.name, ())
+            if not (s[0] and self._excused_by(tokens.folded[s[0] - 1])) and not any(_beside(tokens, s, b) for b in beside)
+        ]
 
     def _excused_by(self, word: str) -> bool:
         """True when a guard word right after `word` does not count."""
@@ -97,6 +102,10 @@ class Rule:
                 continue
             hit = {tokens.sentence_of(s[0]) for s in guard.spans(tokens, found)} & sentences
             lifting = [s for c in guard.lifted_by for s in found.get(c, ())]
+            if not guard.lifted_beside:  # only a now-word told with the act, away from the habit: "seit wochen ..., jetzt würgt er mich"
+                own = {tokens.clause_of(s[0]) for s in guard.spans(tokens, found)}
+                acts = {tokens.clause_of(s[0]) for spans in groups for c, s in spans if c not in guard.lifted_by}
+                lifting = [s for s in lifting if tokens.clause_of(s[0]) in acts - own]
             if guard.lifted_in == "message" and lifting:
                 continue
             lifted = {tokens.sentence_of(s[0]) for s in lifting if tokens.clause_of(s[0]) in clauses and guard.lifted_in == "clause"}
@@ -105,6 +114,15 @@ class Rule:
             if hit - lifted:
                 return None
         return [used for spans in groups for used in spans]
+
+
+BESIDE = 3  # words between a `not_beside` word and the guard word ("würden sie bitte kommen", "ich würde sie bitten")
+
+
+def _beside(tokens: Tokens, span: Span, other: Span) -> bool:
+    """True when `other` is in the clause of `span`, at most BESIDE words before or after it."""
+    gap = max(other[0] - span[1], span[0] - other[1])
+    return tokens.clause_of(span[0]) == tokens.clause_of(other[0]) and gap <= BESIDE
 
 
 def _alone_or_in(tokens: Tokens, span: Span, clauses: set[int]) -> bool:

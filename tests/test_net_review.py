@@ -409,3 +409,257 @@ def test_a_near_guard_refuses_keys_it_would_ignore(extra: str) -> None:
     doc = yaml.safe_load(f"words:\n  fruit: [apfel]\nguards:\n  no:\n    near: 1\n    {extra}\n    words: [kein]\nrules: []\n")
     with pytest.raises(ValueError, match="near"):
         SafetyNet.from_doc(doc, Path("near.yml"))
+
+
+# ------------------------------------------------------------------ session 9: the reviews' known misses, by class
+FIRE_NINTH = [
+    # 1. strangling in the plain present is acute; a blow with a plea; a blow with "jetzt"; dialect
+    "mein mann würgt mich",
+    "er würgt mich jetzt",
+    "er drückt mir die kehle zu",
+    "hilfe er schlägt mich",
+    "bitte er schlägt mich",
+    "er schlägt sie jetzt",
+    "der oide schlogt mei muatta grad",
+    "er schlägt mich!!",
+    "mein mann schlägt mich!",
+    # 2. polite requests are not hypotheticals
+    "würden sie bitte kommen, bei uns wird eingebrochen",
+    "ich würde sie bitten schnell zu kommen, mein mann schlägt mich",
+    "könnten sie bitte jemanden schicken, da prügeln sich zwei",
+    # 3. a car door forced now is still a break-in
+    "jemand hat gerade meine autotür aufgebrochen",
+    # 4. a forced door, the writer hiding in the house
+    "jemand hat die haustür aufgebrochen, ich bin oben im schlafzimmer",
+]
+
+QUIET_NINTH = [
+    # 1. a habit, a suggestion, a door slammed
+    "er schlägt mich seit jahren",
+    "er schlägt mich immer wieder",
+    "er schlägt mich manchmal",
+    "er schlägt mich jedes mal wenn er trinkt",
+    "früher hat er mich geschlagen",
+    "mein freund schlägt mich oft",
+    "jetzt schlägt mama vor dass wir umziehen",
+    "jetzt schlägt er die tür zu",
+    "er schlägt mich immer beim fifa!!",
+    "er schlägt mich seit jahren!",
+    "die musik haut mich um!!",
+    # 3. furniture doors
+    "jemand hat gerade die schranktür aufgebrochen",
+    "jemand hat gerade die kühlschranktür aufgebrochen",
+    # 4. away from home
+    "jemand hat die haustür aufgebrochen, als wir im urlaub waren",
+    # 6. a past robbery with "hatte" in its second sentence; pills spread over days only ask
+    "letzten monat wurde ich überfallen. der typ hatte ein messer und hat mir das handy weggenommen. wie bekomme ich eine kopie der anzeige?",
+    "hab in 2 tagen 40 tabletten genommen",
+    # 1. a blow told alone only asks
+    "er schlägt mich",
+]
+
+ASK_NINTH = [
+    "er schlägt mich",
+    "ich stehe am gleis und warte auf den nächsten zug, tschüss",
+    "hab in 2 tagen 40 tabletten genommen",
+    "jemand hat die hintertür aufgebrochen und ich bin allein zu hause",
+]
+
+SILENT_NINTH = [
+    "er schlägt mich seit jahren",
+    "er schlägt mich immer wieder",
+    "jetzt schlägt er die tür zu",
+    "jemand hat die haustür aufgebrochen, als wir im urlaub waren",
+    "ich nehme 12 tabletten am tag wegen herz und blutdruck",
+    "stehe am gleis, der zug hat verspätung",
+]
+
+
+@pytest.mark.parametrize("text", FIRE_NINTH)
+def test_the_ninth_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is not None, text
+
+
+@pytest.mark.parametrize("text", QUIET_NINTH)
+def test_the_ninth_reviews_cases_of_everyday_talk_do_not_escalate(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.check(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+@pytest.mark.parametrize("text", ASK_NINTH)
+def test_weaker_signs_make_the_bot_ask(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.assess(text)
+    assert hit is not None and hit.action == "check", f"{hit}: {text}"
+
+
+@pytest.mark.parametrize("text", SILENT_NINTH)
+def test_habits_slammed_doors_and_daily_doses_are_not_even_asked_about(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.assess(text) is None, text
+
+
+BESIDE = """
+words:
+  fruit: [apfel]
+  pear: [birne]
+  polite: [bitte kommen]
+  now: [jetzt]
+guards:
+  modal:
+    not_beside: [polite]
+    words: [wuerden]
+  habit:
+    lifted_by: [now]
+    lifted_beside: false
+    words: [oft]
+rules:
+  - {name: pair, intent: emergency, all: [fruit, pear], unless: [modal, habit], examples: [apfel birne]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("wuerden sie bitte kommen apfel birne", "pair"),  # the modal right beside the call: a request
+        ("bitte kommen, wuerden apfel birne", None),  # the call in another clause lifts nothing
+        ("wuerden apfel und birne und dann und so bitte kommen", None),  # too far from the call
+        ("oft birne, jetzt apfel birne", "pair"),  # the now-word told with the act, in another clause than the habit
+        ("apfel birne oft jetzt", None),  # a now-word in the habit's own clause is no now
+    ],
+)
+def test_a_not_beside_list_excuses_only_a_guard_word_right_beside_it(text: str, rule: str | None) -> None:
+    assert fired(SafetyNet.from_doc(yaml.safe_load(BESIDE), Path("beside.yml")), text) == rule
+
+
+@pytest.mark.parametrize(
+    ("guard", "option"),
+    [("{words: [oft], lifted_everywhere: [now]}", "lifted_everywhere"), ("{words: [oft], not_beside: [nowhere]}", "not_beside")],
+)
+def test_a_bad_guard_option_is_named_in_the_error(guard: str, option: str) -> None:
+    doc = yaml.safe_load(BESIDE.replace("  habit:\n    lifted_by: [now]\n    lifted_beside: false\n    words: [oft]", f"  habit: {guard}"))
+    with pytest.raises(ValueError, match=option):
+        SafetyNet.from_doc(doc, Path("bad.yml"))
+
+
+# ------------------------------------------------------------------ session 9: the review of the safety-net round, by class
+FIRE_TENTH = [
+    # 1. the polite modal beside a call to come is a request
+    "could you send someone, my husband is beating me right now",
+    "ich würde sie bitten schnell zu kommen, mein mann schlägt mich",
+    # 7. a plea lifts "seit"/"danach"; "seit er reinkam" is an event
+    "er würgt mich seit er reinkam hilfe",
+    "er schlägt mich seit er heimkam, hilfe",
+    # 8. a habit told earlier does not veto "jetzt" told with the act
+    "seit ein paar wochen streiten wir viel, heute hat er getrunken, jetzt würgt er mich",
+    # 9. fear counts like a plea
+    "hallo polizei mein papa haut meine mama ganz doll ich hab angst ich bin 8",
+    # the blows and the "!" still fire with a person
+    "er schlägt meine mama!",
+    "er würgt mich jetzt",
+    "waldbrand am hang oberhalb vom campingplatz",
+    # 12. a request to send someone, in any word order, beside the modal "könnten" is a request
+    "hallo polizei ich wollte fragen ob sie jemanden schicken könnten da ist gerade ein mann durchs kellerfenster gestiegen",
+    "hallo polizei könnten sie eine streife schicken da ist gerade ein mann durchs kellerfenster gestiegen",
+    "könnten sie vorbeikommen, da steigt gerade einer durchs kellerfenster",
+    "could you send a patrol, someone is climbing through my basement window right now",
+    # 13. a train coming in is no travel talk beside a final farewell
+    "ich steh am gleis, der zug fährt gleich ein. lebt wohl",
+]
+
+QUIET_TENTH = [
+    # 1. wenn/falls/theoretisch/would are never lifted by a polite request
+    "wenn mich jemand mit dem messer bedroht, was soll ich tun? bitte schicken sie mir infomaterial",
+    "falls einer bei uns einbricht während wir schlafen, bitte kommen sie dann schnell?",
+    "theoretisch: einer hat ein messer und bedroht mich gerade, bitte kommen",
+    "bitte kommen sie, wenn er mich wieder schlägt",
+    "please send me the form. what would you do if someone is stabbing someone right now",
+    # 2. clothes, food and feelings
+    "die krawatte würgt mich total",
+    "der kragen würgt mich",
+    "das essen würgt mich",
+    "die angst würgt mich",
+    # 3. "jetzt schlägt" without a person
+    "jetzt schlägt die stunde der wahrheit",
+    "jetzt schlägt es dreizehn",
+    "jetzt tritt er in die fußstapfen seines vaters",
+    "jetzt schlägt die bank zu",
+    # 4. "!" on things
+    "er schlägt meinen rekord!",
+    "der schlägt meine bestzeit!",
+    "papa schlägt meinen teddy!",
+    "er tritt meine schuhe kaputt!",
+    "tritt meinen verein bei!",
+    "mein bruder haut mich!!",
+    # 10. a door slams in public
+    "die tür schlägt zu und ich steh draußen",
+    # 11. the data helper's classes: a fire word's near miss, a past break-in, shaking afterwards
+    "parkplatz am waldrand",
+    "der einbruch bei uns ist jetzt eine woche her",
+    "ich hab die anzeige vom einbruch",
+    "aussagen wegen dem überfall im oktober",
+    "ausgeraubt worden und zittere immer noch",
+    # 12. a request for a form stays quiet with a hypothetical or without danger
+    "ob sie mir das formular schicken könnten, wenn gerade einer durchs kellerfenster steigt",
+    "könnten sie mir das formular schicken, was wäre wenn einer gerade durchs kellerfenster steigt",
+    "ob sie mir das formular schicken könnten",
+]
+
+ASK_TENTH = [
+    "mein bruder haut mich!!",
+    "ich steh am bahnsteig. lebt wohl",
+    "ich stehe am gleis und warte auf den nächsten zug, tschüss",
+    # 14. a farewell to everyone in the next sentence of a short message at a danger spot
+    "on the bridge now. bye everyone",
+    "bin auf der brücke. lebt wohl ihr lieben",
+]
+
+SILENT_TENTH = [
+    # 5. everyday sign-offs at a platform, a bridge, a roof
+    "tschüss, ich steh am bahnsteig und der zug kommt gleich",
+    "bin am gleis 7, bis später, tschau",
+    "auf der brücke ist ein stau, macht es gut",
+    "ich arbeite heute auf dem dach, tschüss bis morgen",
+    "treffen uns auf der brücke, ciao",
+    # 6. games, school, babies, idioms, suggestions
+    "sie schlägt mich in mathe",
+    "er schlägt mich im wettrennen",
+    "sie schlägt mich beim kartenspielen",
+    "er schlägt mich um längen beim laufen",
+    "beim kissenschlacht haut mich meine schwester",
+    "das haut mich vom hocker",
+    "mein baby tritt mich in den bauch",
+    "mein kind tritt mich im schlaf",
+    "mein mann schlägt mich vor als kandidatin",
+    "er schlägt meine idee vor im meeting",
+    # 2. and 3. are not even asked about
+    "die krawatte würgt mich total",
+    "jetzt schlägt die stunde der wahrheit",
+    # 13. seeing someone off and travel questions at a platform
+    "wir verabschieden uns am bahnsteig, ciao ihr lieben",
+    "stehe auf dem bahnsteig, wann kommt der nächste zug nach köln? danke und tschüss",
+    "bin am gleis, wann fährt der nächste nach hamburg? tschau",
+    # 14. a group sign-off in everyday talk
+    "on the bridge now, stuck in traffic. bye everyone, see you at dinner",
+]
+
+
+@pytest.mark.parametrize("text", FIRE_TENTH)
+def test_the_nets_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is not None, text
+
+
+@pytest.mark.parametrize("text", QUIET_TENTH)
+def test_the_nets_reviews_cases_of_everyday_talk_do_not_escalate(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.check(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+@pytest.mark.parametrize("text", ASK_TENTH)
+def test_a_siblings_blow_and_a_final_farewell_make_the_bot_ask(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.assess(text)
+    assert hit is not None and hit.action == "check", f"{hit}: {text}"
+
+
+@pytest.mark.parametrize("text", SILENT_TENTH)
+def test_sign_offs_games_and_idioms_are_not_even_asked_about(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.assess(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"

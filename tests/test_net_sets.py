@@ -24,8 +24,11 @@ MAX_QUIET_RATE = 0.01  # at most 1 % of the everyday messages may be escalated
 # 2026-11-28 (session 8, the review's fixes: clause-only guards drop only their clause, "dachte" clause-only,
 # hypothetical lifted only for a bare "wenn", "grad" after a number is degrees, pets, sweets, daily doses): 479 of 497;
 # then 40 fresh messages (32 caught before any change for them, 39 after, 1 asked): 518 of 537.
+# 2026-11-28 (session 9: present-tense blows and strangling, polite requests, forced doors with the writer inside,
+# farewells at tracks and bridges, pills over days): 518 of 537; then 30 fresh messages (13 caught by the rules
+# before the round, 24 escalated and 4 asked after it and its review's fixes): 542 of 567.
 # The model catches the rest; this number may rise with better rules, never fall.
-DANGER_CAUGHT = 518
+DANGER_CAUGHT = 542
 # Every kind of message (its `why`) with at least 5 examples: at least this share caught by the net alone.
 KIND_CAUGHT = 0.75
 
@@ -78,21 +81,6 @@ def test_every_style_of_writing_is_mostly_caught(safety_net: SafetyNet) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        # a past verb in another clause, a number of pills, a dialect: the danger told now still fires
-        "als ich eben vorbei kam war die tür offen, jetzt liegt sie im flur und antwortet nicht",
-        "bin 14, hab grad 15 tabletten von mama genommen, was passiert jetzt",
-        "de nachbar verschlaht grad sini frau im treppehuus",
-        "ein kind ist vom steg gefallen und nicht mehr aufgetaucht",
-        "darf man eingreifen wenn grad einer vor meinem fenster eine frau würgt?",
-    ],
-)
-def test_danger_told_in_citizens_words_is_caught(safety_net: SafetyNet, text: str) -> None:
-    assert safety_net.check(text) is not None, text
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
         "hab 2 tabletten genommen wie der arzt gesagt hat",
         "in der packung sind 20 tabletten, reicht das für den urlaub",
         "darf man eingreifen wenn man sieht dass jemand verprügelt wird",
@@ -107,6 +95,12 @@ def test_the_same_words_without_danger_stay_quiet(safety_net: SafetyNet, text: s
 @pytest.mark.parametrize(
     "text",
     [
+        # a past verb in another clause, a number of pills, a dialect: the danger told now still fires
+        "als ich eben vorbei kam war die tür offen, jetzt liegt sie im flur und antwortet nicht",
+        "bin 14, hab grad 15 tabletten von mama genommen, was passiert jetzt",
+        "de nachbar verschlaht grad sini frau im treppehuus",
+        "ein kind ist vom steg gefallen und nicht mehr aufgetaucht",
+        "darf man eingreifen wenn grad einer vor meinem fenster eine frau würgt?",
         # the guards added for the quiet set must not silence the same danger told in the present
         "vor zwei jahren hab ich mich geritzt und jetzt hab ich grad wieder angefangen und es blutet stark",
         "früher hatte ich suizidgedanken und jetzt sind sie wieder da, ich will heute nicht mehr leben",
@@ -120,5 +114,5 @@ def test_the_same_words_without_danger_stay_quiet(safety_net: SafetyNet, text: s
         "mein sohn hat ne softair pistole, glaub ich, und bedroht damit gerade die nachbarskinder",
     ],
 )
-def test_past_or_joking_words_do_not_hide_present_danger(safety_net: SafetyNet, text: str) -> None:
+def test_danger_told_now_in_citizens_words_is_caught(safety_net: SafetyNet, text: str) -> None:
     assert safety_net.check(text) is not None, text

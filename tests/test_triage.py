@@ -74,7 +74,7 @@ def test_self_harm_reply_names_the_telefonseelsorge(triage_no_model: Triage) -> 
 
 
 def test_domestic_violence_reply_names_the_hilfetelefon(triage_no_model: Triage) -> None:
-    reply = triage_no_model.decide_with("mein mann schlägt mich", Context(), parse(("domestic_violence", 0.9))).reply
+    reply = triage_no_model.decide_with("mein mann schlägt mich seit jahren", Context(), parse(("domestic_violence", 0.9))).reply
     assert "116 016" in reply and "110" in reply
 
 
