@@ -57,6 +57,8 @@ class SafetyNet:
     word_rules: tuple[Rule, ...] = ()
     lexicon: Lexicon = field(default_factory=lambda: Lexicon([]))
     guards: dict[str, Guard] = field(default_factory=dict)
+    pattern_names: dict[int, str] = field(default_factory=dict)  # index in `rules` -> a readable `name:`
+    sentence_vetoes: dict[int, re.Pattern[str]] = field(default_factory=dict)  # index -> `unless_in_sentence`
 
     @classmethod
     def load(cls, path: Path, strict: bool = True) -> "SafetyNet":
@@ -79,14 +81,20 @@ class SafetyNet:
             raise SafetyNetError(f"{path}: expected a mapping with {', '.join(ESCALATION_INTENTS)}")
         if set(doc) - SECTIONS:
             raise SafetyNetError(f"{path}: unknown sections {sorted(set(doc) - SECTIONS)} (known: {sorted(SECTIONS)})")
-        patterns = []
+        patterns, names, in_sentence = [], {}, {}
         for intent in ESCALATION_INTENTS:
             for rule in doc.get(intent) or []:
                 if isinstance(rule, dict):
-                    unknown = set(rule) - {"match", "unless"}
+                    unknown = set(rule) - {"match", "unless", "unless_in_sentence", "name"}
                     if unknown or "match" not in rule:
-                        raise SafetyNetError(f"{path}: {intent}: a rule mapping needs 'match' (and may have 'unless'), got {sorted(rule)}")
+                        raise SafetyNetError(
+                            f"{path}: {intent}: a rule mapping needs 'match' (and may have 'name', 'unless', 'unless_in_sentence'), got {sorted(rule)}"
+                        )
                     unless = _compile(path, intent, rule["unless"]) if rule.get("unless") else None
+                    if rule.get("name"):
+                        names[len(patterns)] = str(rule["name"])
+                    if rule.get("unless_in_sentence"):
+                        in_sentence[len(patterns)] = _compile(path, intent, rule["unless_in_sentence"])
                     patterns.append((intent, _compile(path, intent, rule["match"]), unless))
                 else:
                     patterns.append((intent, _compile(path, intent, rule), None))
@@ -99,7 +107,7 @@ class SafetyNet:
         if not patterns and not word_rules:
             raise SafetyNetError(f"{path}: no rules for {' or '.join(ESCALATION_INTENTS)}")
         exceptions = tuple(_compile(path, "exceptions", p) for p in doc.get("exceptions") or [])
-        net = cls(tuple(patterns), exceptions, word_rules, Lexicon(entries), guards)
+        net = cls(tuple(patterns), exceptions, word_rules, Lexicon(entries), guards, names, in_sentence)
         problems = net.rule_problems()
         if problems and strict:
             raise SafetyNetError(f"{path}: " + "; ".join(problems), tuple(problems))
@@ -136,10 +144,23 @@ class SafetyNet:
                 if rule.action == "escalate":
                     return explained
                 ask = explained
-        for intent, pattern, unless in self.rules:
-            if pattern.search(folded) and not (unless and unless.search(folded)):
-                return Explanation(SafetyHit(intent, pattern.pattern), tokens, ())
+        for index, (intent, pattern, unless) in enumerate(self.rules):
+            if self._pattern_fires(index, pattern, unless, folded):
+                return Explanation(SafetyHit(intent, self.pattern_names.get(index, pattern.pattern)), tokens, ())
         return ask
+
+    def _pattern_fires(self, index: int, pattern: re.Pattern[str], unless: re.Pattern[str] | None, folded: str) -> bool:
+        """True when `pattern` matches, `unless` nowhere, and `unless_in_sentence` not in the sentence up to the match's end."""
+        if unless and unless.search(folded):
+            return False
+        veto = self.sentence_vetoes.get(index)
+        for found in pattern.finditer(folded):
+            if veto is None:
+                return True
+            start = max(folded.rfind(c, 0, found.start()) for c in ".!?\n") + 1
+            if not veto.search(folded[start:found.end()]):
+                return True
+        return False
 
     def fires(self, rule: Rule, text: str) -> bool:
         """True when this one rule fires on `text` (exceptions and other rules aside)."""

@@ -25,7 +25,7 @@ class Guard:
     lifted_in: str = "clause"  # a sentence guard's lifting word counts in: a clause the rule matched | anywhere in the message
     lifted_beside: bool = True  # False: a lifting word right next to a guard word (a sentence guard: in its clause) does not count
     lifted_nearby: tuple[str, ...] = ()  # lists that lift a sentence guard only in a clause the rule matched, even `lifted_in: message`
-    not_beside: tuple[str, ...] = ()  # a guard word at most BESIDE words from a word of these lists, in its clause, does not count
+    not_beside: tuple[str, ...] = ()  # a guard word at most BESIDE words before a word of these lists (after: "... sie"), in its clause, does not count
 
     def spans(self, tokens: Tokens, found: Found) -> list[Span]:
         """Where the guard's words are, minus those right after a `not_after` word or beside a `not_beside` word."""
@@ -92,6 +92,8 @@ class Rule:
                     continue  # a clause the rule matched is told now: "er hatte ein messer, jetzt hält er es mir an den hals"
                 guarded = {tokens.clause_of(s[0]) for s in guard.spans(tokens, found)}
                 groups = [[(c, s) for c, s in spans if tokens.clause_of(s[0]) not in guarded] for spans in groups]
+            elif not guard.lifted_beside:  # a habit lifted by a now-word elsewhere lends no words: "früher hat er mich oft ..., jetzt ..."
+                groups = _drop_lifted_habit(tokens, found, guard, groups)
         if not all(groups) or not _distinct(groups):
             return None
         sentences = {tokens.sentence_of(s[0]) for spans in groups for _, s in spans}
@@ -117,12 +119,25 @@ class Rule:
 
 
 BESIDE = 3  # words between a `not_beside` word and the guard word ("würden sie bitte kommen", "ich würde sie bitten")
+ADDRESS = frozenset({"sie", "ihr", "du"})  # a guard word after the `not_beside` word is excused only before one of these
 
 
 def _beside(tokens: Tokens, span: Span, other: Span) -> bool:
-    """True when `other` is in the clause of `span`, at most BESIDE words before or after it."""
+    """True when `other` is in the clause of `span`, at most BESIDE words after it (or before it, when an address follows)."""
     gap = max(other[0] - span[1], span[0] - other[1])
-    return tokens.clause_of(span[0]) == tokens.clause_of(other[0]) and gap <= BESIDE
+    if tokens.clause_of(span[0]) != tokens.clause_of(other[0]) or gap > BESIDE:
+        return False
+    # "könnten sie bitte jemanden schicken", "schicken könnten sie", not "... schicken der würde mich schlagen"
+    return span[0] < other[1] or (span[1] < len(tokens.folded) and tokens.folded[span[1]] in ADDRESS)
+
+
+def _drop_lifted_habit(tokens: Tokens, found: Found, guard: Guard, groups: list[list[Used]]) -> list[list[Used]]:
+    """Without the words of a sentence guard's own clauses when a now-word in another matched clause lifts it."""
+    own = {tokens.clause_of(s[0]) for s in guard.spans(tokens, found)}
+    acts = {tokens.clause_of(s[0]) for spans in groups for c, s in spans if c not in guard.lifted_by}
+    if not own or not any(tokens.clause_of(s[0]) in acts - own for c in guard.lifted_by for s in found.get(c, ())):
+        return groups
+    return [[(c, s) for c, s in spans if tokens.clause_of(s[0]) not in own] for spans in groups]
 
 
 def _alone_or_in(tokens: Tokens, span: Span, clauses: set[int]) -> bool:

@@ -524,6 +524,9 @@ rules:
         ("wuerden apfel und birne und dann und so bitte kommen", None),  # too far from the call
         ("oft birne, jetzt apfel birne", "pair"),  # the now-word told with the act, in another clause than the habit
         ("apfel birne oft jetzt", None),  # a now-word in the habit's own clause is no now
+        ("oft apfel birne, jetzt birne", None),  # a lifted habit's clause lends no words: the apple is only in the habit
+        ("bitte kommen wuerden apfel birne", None),  # a modal after the call is not the request's
+        ("bitte kommen wuerden sie apfel birne", "pair"),  # ... unless it addresses someone ("kommen, würden sie")
     ],
 )
 def test_a_not_beside_list_excuses_only_a_guard_word_right_beside_it(text: str, rule: str | None) -> None:
@@ -663,3 +666,91 @@ def test_a_siblings_blow_and_a_final_farewell_make_the_bot_ask(safety_net: Safet
 def test_sign_offs_games_and_idioms_are_not_even_asked_about(safety_net: SafetyNet, text: str) -> None:
     hit = safety_net.assess(text)
     assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+# ------------------------------------------------------------------ session 9: the second review (issue #11), by class
+FIRE_ELEVENTH = [
+    # 1. a now-word after a habit told in another clause
+    "seit ein paar wochen streiten wir viel, heute hat er getrunken, jetzt würgt er mich",
+    "früher hat er mich oft geschlagen, jetzt würgt er mich",
+    # 2. a blow cried out with "!", whatever the next sentence says
+    "er schlägt mich! wenn ihr nicht kommt bringt er mich um",
+    "er schlägt mich! ich kann nicht weg",
+    "er schlägt mich! bin bei meiner mutter in der wohnung",
+    "er schlägt mich! was soll ich tun?",
+    # 5. a person strangling a baby
+    "er würgt das baby",
+    "mein freund würgt unser kind",
+    # 6. "eben" with the victim or the blow, a blow "reingehauen", smothering, a punch just now
+    "er hat mich eben geschlagen, hilfe",
+    "mein mann hat mich eben schon wieder geschlagen",
+    "er hat mir eben eine reingehauen",
+    "er drückt mir gerade ein kissen aufs gesicht",
+    "he just punched me",
+]
+
+QUIET_ELEVENTH = [
+    # 1. the habit's clause lends no words to a now told in another clause
+    "früher hat er mich oft gewürgt, jetzt würgt er mich nicht mehr",
+    "früher schlug er mich oft, jetzt schlägt er die kinder nicht mehr",
+    # 4. a modal after the call, a document quoted
+    "könntet ihr bitte jemanden schicken der würde mich jetzt schlagen",
+    "könnten sie bitte die anzeige schicken, in der steht, dass er mich jetzt würgt",
+    # 5. a baby or a pet that retches
+    "die katze würgt gerade ein haarknäuel hoch",
+    "das baby würgt gerade",
+    "mein baby würgt jetzt immer beim stillen",
+    # 6. "eben" as "simply", eating heartily, a pillow to sleep, a ball
+    "das ist eben so, er schlägt halt gern mit der faust auf den tisch",
+    "er hat mich eben nicht geschlagen",
+    "ich hab beim essen richtig reingehauen",
+    "ich leg mir ein kissen aufs gesicht zum schlafen",
+    "he just hit me with the ball, so unfair lol",
+    "he just punched the wall",
+]
+
+SILENT_ELEVENTH = [
+    # 2. a score or a game with "!"
+    "er schlägt mich im tennis!",
+    "er schlägt mich 6:0!",
+    "er haut mich 3-1!",
+    "er schlägt mich jede runde!",
+    "er schlägt mich in mario kart!",
+    # 3. Bavarian sign-offs on a platform
+    "servus, i bin jetzt am bahnsteig, pfiat eich bis heut abend",
+    "bin am bahnsteig, pfiat di, bis morgn",
+    "servus, am gleis 3, bis spaeda",
+]
+
+
+@pytest.mark.parametrize("text", FIRE_ELEVENTH)
+def test_the_second_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is not None, text
+
+
+@pytest.mark.parametrize("text", QUIET_ELEVENTH)
+def test_the_second_reviews_cases_of_everyday_talk_do_not_escalate(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.check(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+@pytest.mark.parametrize("text", SILENT_ELEVENTH)
+def test_scores_games_and_bavarian_sign_offs_are_not_even_asked_about(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.assess(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+PATTERN = """
+emergency:
+  - name: cried_out
+    match: 'apfel!'
+    unless: 'lol'
+    unless_in_sentence: 'nicht'
+"""
+
+
+@pytest.mark.parametrize(("text", "rule"), [("apfel!", "cried_out"), ("apfel! ich kann nicht weg", "cried_out"),
+                                            ("nicht der apfel!", None), ("apfel! lol", None)])
+def test_a_patterns_sentence_veto_acts_only_in_the_sentence_of_the_match(text: str, rule: str | None) -> None:
+    hit = SafetyNet.from_doc(yaml.safe_load(PATTERN), Path("pattern.yml")).check(text)
+    assert (hit.rule if hit else None) == rule
