@@ -94,9 +94,9 @@ class Settings:
     duty_hours: str = "Mo-Fr 08:00-16:00"
     timezone: str = "Europe/Berlin"
     # Chosen on cross-validation (nlu/calibrate.py's rules; README "Thresholds"), never on real messages.
-    confidence_threshold: float = 0.25
-    escalation_threshold: float = 0.54
-    check_threshold: float = 0.20  # danger this likely (below ESCALATION_THRESHOLD): ask "in danger?"
+    confidence_threshold: float = 0.22
+    escalation_threshold: float = 0.44
+    check_threshold: float = 0.18  # danger this likely (below ESCALATION_THRESHOLD): ask "in danger?"
     model_watch_seconds: float = 5.0  # poll the model file for a new version (0: only SIGHUP)
     nlu_python: Path = ROOT / ".venv-nlu" / "bin" / "python"  # the Rasa side's interpreter (nlu/worker.py)
     nlu_workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # worker processes: one per core
