@@ -356,18 +356,6 @@ QUIET_THIRD = [
 ]
 
 
-# Every review's cases, on the real rules.
-@pytest.mark.parametrize("text", FIRE + FIRE_SECOND + FIRE_THIRD)
-def test_the_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
-    assert safety_net.check(text) is not None, text
-
-
-@pytest.mark.parametrize("text", QUIET + QUIET_SECOND + QUIET_THIRD)
-def test_the_reviews_cases_of_everyday_talk_stay_quiet(safety_net: SafetyNet, text: str) -> None:
-    hit = safety_net.check(text)
-    assert hit is None, f"{hit.rule if hit else ''}: {text}"
-
-
 NEARBY = """
 words:
   fruit: [apfel]
@@ -473,28 +461,6 @@ SILENT_NINTH = [
     "ich nehme 12 tabletten am tag wegen herz und blutdruck",
     "stehe am gleis, der zug hat verspätung",
 ]
-
-
-@pytest.mark.parametrize("text", FIRE_NINTH)
-def test_the_ninth_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
-    assert safety_net.check(text) is not None, text
-
-
-@pytest.mark.parametrize("text", QUIET_NINTH)
-def test_the_ninth_reviews_cases_of_everyday_talk_do_not_escalate(safety_net: SafetyNet, text: str) -> None:
-    hit = safety_net.check(text)
-    assert hit is None, f"{hit.rule if hit else ''}: {text}"
-
-
-@pytest.mark.parametrize("text", ASK_NINTH)
-def test_weaker_signs_make_the_bot_ask(safety_net: SafetyNet, text: str) -> None:
-    hit = safety_net.assess(text)
-    assert hit is not None and hit.action == "check", f"{hit}: {text}"
-
-
-@pytest.mark.parametrize("text", SILENT_NINTH)
-def test_habits_slammed_doors_and_daily_doses_are_not_even_asked_about(safety_net: SafetyNet, text: str) -> None:
-    assert safety_net.assess(text) is None, text
 
 
 BESIDE = """
@@ -645,29 +611,6 @@ SILENT_TENTH = [
 ]
 
 
-@pytest.mark.parametrize("text", FIRE_TENTH)
-def test_the_nets_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
-    assert safety_net.check(text) is not None, text
-
-
-@pytest.mark.parametrize("text", QUIET_TENTH)
-def test_the_nets_reviews_cases_of_everyday_talk_do_not_escalate(safety_net: SafetyNet, text: str) -> None:
-    hit = safety_net.check(text)
-    assert hit is None, f"{hit.rule if hit else ''}: {text}"
-
-
-@pytest.mark.parametrize("text", ASK_TENTH)
-def test_a_siblings_blow_and_a_final_farewell_make_the_bot_ask(safety_net: SafetyNet, text: str) -> None:
-    hit = safety_net.assess(text)
-    assert hit is not None and hit.action == "check", f"{hit}: {text}"
-
-
-@pytest.mark.parametrize("text", SILENT_TENTH)
-def test_sign_offs_games_and_idioms_are_not_even_asked_about(safety_net: SafetyNet, text: str) -> None:
-    hit = safety_net.assess(text)
-    assert hit is None, f"{hit.rule if hit else ''}: {text}"
-
-
 # ------------------------------------------------------------------ session 9: the second review (issue #11), by class
 FIRE_ELEVENTH = [
     # 1. a now-word after a habit told in another clause
@@ -723,23 +666,6 @@ SILENT_ELEVENTH = [
 ]
 
 
-@pytest.mark.parametrize("text", FIRE_ELEVENTH)
-def test_the_second_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
-    assert safety_net.check(text) is not None, text
-
-
-@pytest.mark.parametrize("text", QUIET_ELEVENTH)
-def test_the_second_reviews_cases_of_everyday_talk_do_not_escalate(safety_net: SafetyNet, text: str) -> None:
-    hit = safety_net.check(text)
-    assert hit is None, f"{hit.rule if hit else ''}: {text}"
-
-
-@pytest.mark.parametrize("text", SILENT_ELEVENTH)
-def test_scores_games_and_bavarian_sign_offs_are_not_even_asked_about(safety_net: SafetyNet, text: str) -> None:
-    hit = safety_net.assess(text)
-    assert hit is None, f"{hit.rule if hit else ''}: {text}"
-
-
 PATTERN = """
 emergency:
   - name: cried_out
@@ -754,3 +680,28 @@ emergency:
 def test_a_patterns_sentence_veto_acts_only_in_the_sentence_of_the_match(text: str, rule: str | None) -> None:
     hit = SafetyNet.from_doc(yaml.safe_load(PATTERN), Path("pattern.yml")).check(text)
     assert (hit.rule if hit else None) == rule
+
+
+# Every review's cases, on the real rules: FIRE escalates, QUIET does not escalate (it may ask),
+# ASK asks "in danger?", SILENT is neither escalated nor asked about.
+@pytest.mark.parametrize("text", FIRE + FIRE_SECOND + FIRE_THIRD + FIRE_NINTH + FIRE_TENTH + FIRE_ELEVENTH)
+def test_the_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
+    assert safety_net.check(text) is not None, text
+
+
+@pytest.mark.parametrize("text", QUIET + QUIET_SECOND + QUIET_THIRD + QUIET_NINTH + QUIET_TENTH + QUIET_ELEVENTH)
+def test_the_reviews_cases_of_everyday_talk_stay_quiet(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.check(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+@pytest.mark.parametrize("text", ASK_NINTH + ASK_TENTH)
+def test_the_reviews_weaker_signs_make_the_bot_ask(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.assess(text)
+    assert hit is not None and hit.action == "check", f"{hit}: {text}"
+
+
+@pytest.mark.parametrize("text", SILENT_NINTH + SILENT_TENTH + SILENT_ELEVENTH)
+def test_the_reviews_habits_games_and_sign_offs_are_not_even_asked_about(safety_net: SafetyNet, text: str) -> None:
+    hit = safety_net.assess(text)
+    assert hit is None, f"{hit.rule if hit else ''}: {text}"
