@@ -105,9 +105,7 @@ class Rule:
             hit = {tokens.sentence_of(s[0]) for s in guard.spans(tokens, found)} & sentences
             lifting = [s for c in guard.lifted_by for s in found.get(c, ())]
             if not guard.lifted_beside:  # only a now-word told with the act, away from the habit: "seit wochen ..., jetzt würgt er mich"
-                own = {tokens.clause_of(s[0]) for s in guard.spans(tokens, found)}
-                acts = {tokens.clause_of(s[0]) for spans in groups for c, s in spans if c not in guard.lifted_by}
-                lifting = [s for s in lifting if tokens.clause_of(s[0]) in acts - own]
+                lifting = _lifting_elsewhere(tokens, found, guard, groups)[1]
             if guard.lifted_in == "message" and lifting:
                 continue
             lifted = {tokens.sentence_of(s[0]) for s in lifting if tokens.clause_of(s[0]) in clauses and guard.lifted_in == "clause"}
@@ -131,11 +129,17 @@ def _beside(tokens: Tokens, span: Span, other: Span) -> bool:
     return span[0] < other[1] or (span[1] < len(tokens.folded) and tokens.folded[span[1]] in ADDRESS)
 
 
-def _drop_lifted_habit(tokens: Tokens, found: Found, guard: Guard, groups: list[list[Used]]) -> list[list[Used]]:
-    """Without the words of a sentence guard's own clauses when a now-word in another matched clause lifts it."""
+def _lifting_elsewhere(tokens: Tokens, found: Found, guard: Guard, groups: list[list[Used]]) -> tuple[set[int], list[Span]]:
+    """A sentence guard's own clauses, and its lifting words in other clauses that hold the rule's words."""
     own = {tokens.clause_of(s[0]) for s in guard.spans(tokens, found)}
     acts = {tokens.clause_of(s[0]) for spans in groups for c, s in spans if c not in guard.lifted_by}
-    if not own or not any(tokens.clause_of(s[0]) in acts - own for c in guard.lifted_by for s in found.get(c, ())):
+    return own, [s for c in guard.lifted_by for s in found.get(c, ()) if tokens.clause_of(s[0]) in acts - own]
+
+
+def _drop_lifted_habit(tokens: Tokens, found: Found, guard: Guard, groups: list[list[Used]]) -> list[list[Used]]:
+    """Without the words of a sentence guard's own clauses when a now-word in another matched clause lifts it."""
+    own, lifting = _lifting_elsewhere(tokens, found, guard, groups)
+    if not own or not lifting:
         return groups
     return [[(c, s) for c, s in spans if tokens.clause_of(s[0]) not in own] for spans in groups]
 
