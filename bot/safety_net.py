@@ -17,7 +17,7 @@ from bot.text import normalise
 ESCALATION_INTENTS = ("emergency", "self_harm")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml reads the rules file ten times faster
 SECTIONS = {"words", "guards", "rules", "exceptions", *ESCALATION_INTENTS}
-GUARD_KEYS = {"words", "near", "after", "lifted_by", "lifted_nearby", "lifted_in", "lifted_beside", "within", "not_after", "not_beside"}
+GUARD_KEYS = {"words", "near", "after", "lifted_by", "lifted_nearby", "lifted_in", "lifted_beside", "within", "not_after", "not_beside", "needs", "dates_before"}
 
 log = logging.getLogger(__name__)
 
@@ -196,22 +196,27 @@ def _word_lists(words: object, guards: object) -> tuple[list[Entry], dict[str, G
         near = spec.get("near")
         if near is not None and (not isinstance(near, int) or near < 0):
             raise ValueError(f"guard {name}: 'near' must be a number of words")
-        if near is not None and {"within", "lifted_by", "lifted_in", "lifted_beside", "not_after", "not_beside"} & set(spec):
+        if near is not None and {"within", "lifted_by", "lifted_in", "lifted_beside", "not_after", "not_beside", "needs"} & set(spec):
             raise ValueError(f"guard {name}: a guard with 'near' takes only 'words' and 'after'")
         lifted = tuple(spec.get("lifted_by") or ())
         nearby = tuple(spec.get("lifted_nearby") or ())
         beside = tuple(spec.get("not_beside") or ())
-        for option, lists in (("lifted_by", lifted), ("lifted_nearby", nearby), ("not_beside", beside)):
+        needs = tuple(spec.get("needs") or ())
+        for option, lists in (("lifted_by", lifted), ("lifted_nearby", nearby), ("not_beside", beside), ("needs", needs)):
             if set(lists) - set(words):
                 raise ValueError(f"guard {name}: '{option}' names no word list: {sorted(set(lists) - set(words))}")
         if nearby and (near is not None or spec.get("within") == "clause"):
             raise ValueError(f"guard {name}: 'lifted_nearby' is for a guard within a sentence")
+        dates = spec.get("dates_before")
+        if dates is not None and (not isinstance(dates, int) or dates < 1 or near is not None or spec.get("within") == "clause"):
+            raise ValueError(f"guard {name}: 'dates_before' (a number of words) is for a guard within a sentence")
         after = frozenset(normalise(str(w)) for w in spec.get("after") or ())
         not_after = frozenset(normalise(str(w)) for w in spec.get("not_after") or ())
         if not isinstance(spec.get("lifted_beside", True), bool) or ("lifted_beside" in spec and not lifted):
             raise ValueError(f"guard {name}: 'lifted_beside' (true or false) is for a guard with 'lifted_by'")
         found[str(name)] = Guard(
-            str(name), near, after, lifted, spec.get("within") == "clause", not_after, spec.get("lifted_in", "clause"), spec.get("lifted_beside", True), nearby, beside
+            str(name), near, after, lifted, spec.get("within") == "clause", not_after, spec.get("lifted_in", "clause"), spec.get("lifted_beside", True), nearby, beside,
+            needs, dates,
         )
     return entries, found
 

@@ -26,13 +26,17 @@ class Guard:
     lifted_beside: bool = True  # False: a lifting word right next to a guard word (a sentence guard: in its clause) does not count
     lifted_nearby: tuple[str, ...] = ()  # lists that lift a sentence guard only in a clause the rule matched, even `lifted_in: message`
     not_beside: tuple[str, ...] = ()  # a guard word at most BESIDE words before a word of these lists (after: "... sie"), in its clause, does not count
+    needs: tuple[str, ...] = ()  # a guard word counts only in a sentence that also holds a word of these lists ("das war" + "am montag")
+    dates_before: int | None = None  # a guard word in a sentence of at most this many words also dates every sentence before it
 
     def spans(self, tokens: Tokens, found: Found) -> list[Span]:
         """Where the guard's words are, minus those right after a `not_after` word or beside a `not_beside` word."""
         beside = [s for c in self.not_beside for s in found.get(c, ())]
+        needed = {tokens.sentence_of(s[0]) for c in self.needs for s in found.get(c, ())}
         return [
             s for s in found.get(self.name, ())
             if not (s[0] and self._excused_by(tokens.folded[s[0] - 1])) and not any(_beside(tokens, s, b) for b in beside)
+            and (not self.needs or tokens.sentence_of(s[0]) in needed)
         ]
 
     def _excused_by(self, word: str) -> bool:
@@ -102,6 +106,10 @@ class Rule:
             guard = guards.get(name, Guard(name))
             if guard.near is not None or guard.clause:
                 continue
+            if guard.dates_before is not None:
+                if _dated(tokens, found, guard, sentences, clauses):
+                    return None  # "er hat mich geschlagen. das war am montag.": a story, unless a now-word is anywhere
+                continue
             hit = {tokens.sentence_of(s[0]) for s in guard.spans(tokens, found)} & sentences
             lifting = [s for c in guard.lifted_by for s in found.get(c, ())]
             if not guard.lifted_beside:  # only a now-word told with the act, away from the habit: "seit wochen ..., jetzt würgt er mich"
@@ -142,6 +150,23 @@ def _drop_lifted_habit(tokens: Tokens, found: Found, guard: Guard, groups: list[
     if not own or not lifting:
         return groups
     return [[(c, s) for c, s in spans if tokens.clause_of(s[0]) not in own] for spans in groups]
+
+
+def _dated(tokens: Tokens, found: Found, guard: Guard, sentences: set[int], clauses: set[int]) -> bool:
+    """True when a short sentence that dates the story comes at or after `sentences`, and no now-word outside its clause lifts it."""
+    ends = (*tokens.sentence_starts[1:], len(tokens.folded))
+    short = [
+        s for s in guard.spans(tokens, found)
+        if ends[tokens.sentence_of(s[0])] - tokens.sentence_starts[tokens.sentence_of(s[0])] <= (guard.dates_before or 0)
+    ]
+    if not short:
+        return False
+    own = {tokens.clause_of(s[0]) for s in short}  # "ist jetzt zwei wochen her": that "jetzt" tells no danger now
+    if any(tokens.clause_of(s[0]) not in own for c in guard.lifted_by for s in found.get(c, ())):
+        return False
+    if any(_alone_or_in(tokens, s, clauses) for c in guard.lifted_nearby for s in found.get(c, ())):
+        return False  # "... das war gestern. hilfe"
+    return min(sentences) <= max(tokens.sentence_of(s[0]) for s in short)
 
 
 def _alone_or_in(tokens: Tokens, span: Span, clauses: set[int]) -> bool:

@@ -501,7 +501,9 @@ def test_a_not_beside_list_excuses_only_a_guard_word_right_beside_it(text: str, 
 
 @pytest.mark.parametrize(
     ("guard", "option"),
-    [("{words: [oft], lifted_everywhere: [now]}", "lifted_everywhere"), ("{words: [oft], not_beside: [nowhere]}", "not_beside")],
+    [("{words: [oft], lifted_everywhere: [now]}", "lifted_everywhere"), ("{words: [oft], not_beside: [nowhere]}", "not_beside"),
+     ("{words: [oft], needs: [nowhere]}", "needs"), ("{words: [oft], dates_before: 0}", "dates_before"),
+     ("{words: [oft], within: clause, dates_before: 8}", "dates_before")],
 )
 def test_a_bad_guard_option_is_named_in_the_error(guard: str, option: str) -> None:
     doc = yaml.safe_load(BESIDE.replace("  habit:\n    lifted_by: [now]\n    lifted_beside: false\n    words: [oft]", f"  habit: {guard}"))
@@ -666,6 +668,87 @@ SILENT_ELEVENTH = [
 ]
 
 
+# ------------------------------------------------------------------ session 9: a past told in another sentence (issue #11)
+DATED = """
+words:
+  fruit: [apfel]
+  pear: [birne]
+  now: [jetzt]
+  when: [montag]
+  again: [auch]
+guards:
+  dated:
+    needs: [when]
+    dates_before: 5
+    lifted_by: [now]
+    not_beside: [again]
+    words: [das war]
+rules:
+  - {name: pair, intent: emergency, all: [fruit, pear], unless: [dated], examples: [apfel birne]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("apfel birne. das war montag.", None),  # a short sentence that only dates the story before it
+        ("apfel birne. kiwi. das war am montag.", None),  # ... and every sentence before it
+        ("apfel birne. das war jetzt montag.", None),  # a now-word in the dating clause itself dates nothing now
+        ("das war montag. apfel birne.", "pair"),  # a sentence after the date is not dated
+        ("apfel birne. das war es.", "pair"),  # "das war" without a time word dates nothing
+        ("apfel birne. das war am montag und kiwi und mango.", "pair"),  # too long to only date the story
+        ("apfel birne. das war montag. jetzt kiwi", "pair"),  # a now-word in any other clause lifts it
+        ("apfel birne. das war montag, jetzt kiwi", "pair"),
+        ("apfel birne. das war montag auch", "pair"),  # the date of a habit, not of a story that is over
+    ],
+)
+def test_a_sentence_that_only_dates_the_story_makes_the_sentences_before_it_past(text: str, rule: str | None) -> None:
+    assert fired(SafetyNet.from_doc(yaml.safe_load(DATED), Path("dated.yml")), text) == rule
+
+
+# Crimes that are over, with the time in a sentence of its own: they all escalated before (110 and an alert).
+QUIET_DATED = [
+    "ich wurde mit einem messer bedroht. das war am donnerstag.",
+    "überfall an der haltestelle, der typ hatte ne pistole. passiert ist das letzten freitag",
+    "einer hat mich mit dem messer angegriffen. ist jetzt zwei wochen her. wie zeige ich das an?",
+    "mein nachbar hat mich mit einer pistole bedroht. das war vorgestern. was kann ich tun?",
+    "der typ hat mir ein messer an den hals gehalten!! das war letzten samstag im park",
+    "zwei maskierte mit pistole haben den kiosk überfallen. passiert ist das am montag abend. gibts schon was neues?",
+    "jemand hat mich mit einer waffe bedroht. vor drei tagen war das.",
+    "er hat mich gewürgt bis ich keine luft mehr bekam. ist schon eine woche her. kann ich das noch anzeigen",
+    "someone attacked me with a knife. it happened last week. how do i report it?",
+    "a guy pulled a gun on me at the gas station. that was on friday. can i still report it?",
+    "a man threatened me with a knife on the bus. it was last night. should i go to the police?",
+    "mi hot oaner mit am messer bedroht. des war am sonntag.",
+    "da isch eine mit emne messer uf mi los. das isch am samschtig gsi.",
+    "hallo, ich wurde auf dem heimweg von zwei typen mit einem messer bedroht und die wollten mein handy. das war am "
+    "freitag so gegen elf. ich hab mich nicht getraut anzeige zu machen, geht das noch? danke",
+]
+
+# The same stories with a sentence told now, a plea, or the date of a habit: they still escalate.
+FIRE_DATED = [
+    "ich wurde mit einem messer bedroht. das war am donnerstag. jetzt steht er mit dem messer vor der tür",
+    "einer hat mich mit dem messer angegriffen. ist jetzt zwei wochen her. gerade bedroht er mich wieder mit dem messer",
+    "mein nachbar hat mich mit einer pistole bedroht. das war vorgestern. jetzt steht er mit der pistole im treppenhaus",
+    "der typ hat mir ein messer an den hals gehalten. das war letzten samstag. gerade hält er es mir wieder an den hals",
+    "gestern hat er mich bedroht. gerade schlägt er gegen die tür",
+    "er hat mich geschlagen und getreten. ist jetzt zwei wochen her. gerade schlägt er mich wieder",
+    "das war letzte woche, jetzt hält er ein messer an meinen hals",
+    "er hat mich mit dem messer bedroht. das war am montag. bitte kommt schnell er hat wieder ein messer",
+    "er hat ein messer und bedroht mich. das war letzte woche auch schon so",
+    "jemand ist mit einem messer auf mich los. das war gestern. heute steht er wieder mit dem messer vor meiner tür",
+    "someone attacked me with a knife. it happened last week. now he is outside my door with a knife",
+    "a man threatened me with a knife on the bus. it was last night. he is on the bus again right now with the knife",
+    "he has a knife and threatens me. it was like that last week too",
+    "mi hot oaner mit am messer bedroht. des war am sonntag. jetzt steht er grad mit dem messer vor da tür",
+    "mein mann schlägt mich. das war gestern. hilfe",
+    "da ist einer mit einer pistole im bus. das war gestern schon. ich hab angst",
+    # self-harm told in the past sentence is still acute
+    "ich will mich umbringen. das war gestern.",
+    "ich hab 40 tabletten geschluckt. das war gestern abend.",
+]
+
+
 PATTERN = """
 emergency:
   - name: cried_out
@@ -684,12 +767,12 @@ def test_a_patterns_sentence_veto_acts_only_in_the_sentence_of_the_match(text: s
 
 # Every review's cases, on the real rules: FIRE escalates, QUIET does not escalate (it may ask),
 # ASK asks "in danger?", SILENT is neither escalated nor asked about.
-@pytest.mark.parametrize("text", FIRE + FIRE_SECOND + FIRE_THIRD + FIRE_NINTH + FIRE_TENTH + FIRE_ELEVENTH)
+@pytest.mark.parametrize("text", FIRE + FIRE_SECOND + FIRE_THIRD + FIRE_NINTH + FIRE_TENTH + FIRE_ELEVENTH + FIRE_DATED)
 def test_the_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
     assert safety_net.check(text) is not None, text
 
 
-@pytest.mark.parametrize("text", QUIET + QUIET_SECOND + QUIET_THIRD + QUIET_NINTH + QUIET_TENTH + QUIET_ELEVENTH)
+@pytest.mark.parametrize("text", QUIET + QUIET_SECOND + QUIET_THIRD + QUIET_NINTH + QUIET_TENTH + QUIET_ELEVENTH + QUIET_DATED)
 def test_the_reviews_cases_of_everyday_talk_stay_quiet(safety_net: SafetyNet, text: str) -> None:
     hit = safety_net.check(text)
     assert hit is None, f"{hit.rule if hit else ''}: {text}"
