@@ -1,0 +1,35 @@
+"""Session 10 (issue #13): the round-11 batches for fa, tr, ar, uk stay at full recall and without false alarms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.languages import load_language
+
+ROOT = Path(__file__).resolve().parent.parent
+CODES = ["fa", "tr", "ar", "uk"]
+
+
+def _batch(code: str) -> dict:
+    return yaml.safe_load((ROOT / "bench" / "multilingual_dev" / f"{code}_r11.yml").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_every_acute_message_of_the_round_11_batch_escalates(code: str) -> None:
+    net = load_language(ROOT / "data" / "languages" / f"{code}.yml").net
+    batch = _batch(code)
+    missed = [e["text"] for e in batch["escalate"] if net.check(e["text"]) is None]
+    assert len(batch["escalate"]) == 20
+    assert missed == []
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_no_other_message_of_the_round_11_batch_escalates(code: str) -> None:
+    net = load_language(ROOT / "data" / "languages" / f"{code}.yml").net
+    batch = _batch(code)
+    alarms = [e["text"] for e in batch["other"] if net.check(e["text"]) is not None]
+    assert len(batch["other"]) == 12
+    assert alarms == []
