@@ -668,6 +668,25 @@ SILENT_ELEVENTH = [
 ]
 
 
+# ------------------------------------------------------------------ session 10: fresh look-alikes, by class (issue #11)
+FIRE_TWELFTH = [
+    # 1. a stranger broke the door open (the locksmith guard must not reach these)
+    "jemand hat die wohnungstür aufgebrochen, ich bin drin",
+    "einer hat grad unsere haustür aufgebrochen und ist jetzt drin",
+]
+
+QUIET_TWELFTH = [
+    # 1. a tradesman opened one's own door
+    "der schlüsseldienst hat die wohnungstür aufgebrochen, ich bin jetzt drin",
+    "der schlüsseldienst hat grad die haustür aufgebrochen, jetzt bin ich drin, danke trotzdem",
+    # 2. filing bars in a game or a film
+    "in dem spiel muss man durch gärten schleichen und gitter vom kellerfenster feilen, mega",
+    "im film sägt der held gerade die gitter vom kellerfenster ab",
+    # 3. a small cut that bleeds, told as all right
+    "hab mir beim kochen in den daumen geschnitten, blutet stark aber geht schon",
+]
+
+
 # ------------------------------------------------------------------ session 9: a past told in another sentence (issue #11)
 DATED = """
 words:
@@ -767,12 +786,12 @@ def test_a_patterns_sentence_veto_acts_only_in_the_sentence_of_the_match(text: s
 
 # Every review's cases, on the real rules: FIRE escalates, QUIET does not escalate (it may ask),
 # ASK asks "in danger?", SILENT is neither escalated nor asked about.
-@pytest.mark.parametrize("text", FIRE + FIRE_SECOND + FIRE_THIRD + FIRE_NINTH + FIRE_TENTH + FIRE_ELEVENTH + FIRE_DATED)
+@pytest.mark.parametrize("text", FIRE + FIRE_SECOND + FIRE_THIRD + FIRE_NINTH + FIRE_TENTH + FIRE_ELEVENTH + FIRE_TWELFTH + FIRE_DATED)
 def test_the_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
     assert safety_net.check(text) is not None, text
 
 
-@pytest.mark.parametrize("text", QUIET + QUIET_SECOND + QUIET_THIRD + QUIET_NINTH + QUIET_TENTH + QUIET_ELEVENTH + QUIET_DATED)
+@pytest.mark.parametrize("text", QUIET + QUIET_SECOND + QUIET_THIRD + QUIET_NINTH + QUIET_TENTH + QUIET_ELEVENTH + QUIET_TWELFTH + QUIET_DATED)
 def test_the_reviews_cases_of_everyday_talk_stay_quiet(safety_net: SafetyNet, text: str) -> None:
     hit = safety_net.check(text)
     assert hit is None, f"{hit.rule if hit else ''}: {text}"
