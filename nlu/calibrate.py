@@ -23,6 +23,7 @@ RECALL_TARGET = 0.95  # escalation: at least this share of emergency/self-harm m
 CHECK_BUDGET = 0.05  # check band: at most this share of ordinary messages asked "are you in danger?"
 WRONG_WEIGHT = 2.0  # confidence: a wrong answer costs twice as much as a "did not understand"
 CHECK_ATTR = "check_threshold"  # Triage's attribute for the check band's lower bound
+KEEP_WITHIN = 0.005  # a current value that meets its rule and is this close to the best stays (noise, not a change)
 
 
 @dataclass
@@ -131,10 +132,28 @@ def pick_check(points: list[dict[str, float]]) -> dict[str, float] | None:
     return min(good, key=lambda p: p["threshold"]) if good else None
 
 
+def _cost(point: dict[str, float]) -> float:
+    """What CONFIDENCE_THRESHOLD minimises: WRONG_WEIGHT x wrong replies + "did not understand"."""
+    return round(WRONG_WEIGHT * point["wrong_reply"] + point["not_understood"], 9)
+
+
 def pick_confidence(points: list[dict[str, float]]) -> dict[str, float] | None:
     """The least WRONG_WEIGHT x wrong replies + "did not understand" (the higher threshold on a tie)."""
-    cost = lambda p: round(WRONG_WEIGHT * p["wrong_reply"] + p["not_understood"], 9)  # noqa: E731
-    return min(points, key=lambda p: (cost(p), -p["threshold"])) if points else None
+    return min(points, key=lambda p: (_cost(p), -p["threshold"])) if points else None
+
+
+def _point(points: list[dict[str, float]], threshold: float | None) -> dict[str, float] | None:
+    """The point of a curve at `threshold` (None: not on the curve)."""
+    return next((p for p in points if threshold is not None and abs(p["threshold"] - threshold) < 1e-9), None)
+
+
+def _kept(notes: list[str], name: str, now: dict[str, float], best: dict[str, float], what: str, key: str) -> float:
+    """Keep the current value (it meets its rule, and the best is not better by more than KEEP_WITHIN); say so."""
+    if abs(now["threshold"] - best["threshold"]) > 1e-9:
+        value = (lambda p: _cost(p)) if key == "cost" else (lambda p: p[key])  # noqa: E731
+        notes.append(f"{name} kept at {now['threshold']:.2f}: {best['threshold']:.2f} would change {what} only by "
+                     f"{value(best) - value(now):+.2%} (within {KEEP_WITHIN:.1%}, the noise of cross-validation)")
+    return now["threshold"]
 
 
 def fallback_threshold(config: Path) -> float:
@@ -164,6 +183,9 @@ def calibrate(triage: object, samples: list[Sample], grid: tuple[float, ...] = G
     if best is None:
         notes.append(f"no threshold reaches {RECALL_TARGET:.0%} escalation recall in cross-validation: kept the current one")
     esc = best["threshold"] if best else current["escalation_threshold"]
+    now = _point(escalation, current["escalation_threshold"])
+    if best and now and now["escalation_recall"] >= RECALL_TARGET and now["false_alarm_rate"] - best["false_alarm_rate"] <= KEEP_WITHIN:
+        esc = _kept(notes, "ESCALATION_THRESHOLD", now, best, "false alarms", "false_alarm_rate")
     check: list[dict[str, float]] = []
     band = None
     if current[CHECK_ATTR] is None:
@@ -173,10 +195,16 @@ def calibrate(triage: object, samples: list[Sample], grid: tuple[float, ...] = G
         check = sweep(triage, samples, CHECK_ATTR, bounds, escalation_threshold=esc)
         picked = pick_check(check)
         band = picked["threshold"] if picked else esc
+        now = _point(check, current[CHECK_ATTR])
+        if picked and now and now["check_rate_other"] <= CHECK_BUDGET and picked["escalate_or_check"] - now["escalate_or_check"] <= KEEP_WITHIN:
+            band = _kept(notes, "CHECK_THRESHOLD", now, picked, "emergencies escalated or checked", "escalate_or_check")
     fixed = {"escalation_threshold": esc, **({CHECK_ATTR: band} if band is not None else {})}
     confidence = sweep(triage, samples, "confidence_threshold",
                        tuple(sorted({floor, *(v for v in with_current("confidence_threshold") if v > floor)})), **fixed)
     conf = pick_confidence(confidence)
+    now = _point(confidence, current["confidence_threshold"])
+    if conf and now and _cost(now) - _cost(conf) <= KEEP_WITHIN:
+        conf = {**now, "threshold": _kept(notes, "CONFIDENCE_THRESHOLD", now, conf, "cost (2 x wrong + not understood)", "cost")}
     if floor > 0:
         notes.append(f"CONFIDENCE_THRESHOLD at or below {floor:.2f} (the FallbackClassifier's threshold in config.yml) "
                      "all act alike: the model itself falls back there")
