@@ -768,6 +768,52 @@ FIRE_DATED = [
 ]
 
 
+# Session 10 (issue #11), by class: Swiss German blows and screams ("schlaht", "brüelet um hilf"), "ballern" as
+# shooting with a weapon or a now-word, "immer wieder" for the blows of one scene in a public place, shots judged
+# with "waren das sicher", a bare plea at the end of the habit's clause, a polite request beside an armed person.
+FIRE_THIRTEENTH = [
+    'bi üs im huus schlaht de nachbar sini frau, si brüelet um hilf',
+    'im hinterhof schloht eine sini fründin, si brüelt um hilf',
+    'nebedra brüelet e frau um hilf',
+    'der ballert vom balkon mit ner waffe rum',
+    'da ballert einer rum',
+    'er ballert durchs fenster rein mit ner waffe',
+    'auf der party ballert einer mit ner pistole rum',
+    'auf dem parkplatz ballert gerade einer mit ner pistole in die luft',
+    'vor der disco haut einer einer frau immer wieder den kopf gegen die wand',
+    'am bahnhof schlägt ein typ einem mann immer wieder den kopf auf den boden',
+    'knallt es gerade überall in der siedlung, schüsse waren das sicher, leute rennen weg',
+    'gerade hat es zweimal laut geknallt, das waren eindeutig schüsse, alle rennen weg',
+    'er schlägt mich und sagt danach nichts hilfe',
+    'er tritt mich und lacht danach hilfe',
+    'ich würde sie bitten sofort zu kommen, er hat ein messer',
+    'könnten sie bitte schnell kommen, mein nachbar hat eine pistole',
+]
+
+# ... and their everyday look-alikes: "ballern" for fireworks, games, music and drinks, the habit "immer wieder",
+# a bang judged in a story, the habit told after a quarrel, a true hypothetical, a Swiss baby crying.
+QUIET_THIRTEENTH = [
+    'silvester ballern wir wieder mit raketen im garten',
+    'wir ballern uns heute abend in call of duty',
+    'ballermann auf mallorca war der beste urlaub',
+    'die musik ballert gerade richtig laut',
+    'der schnaps ballert ganz schön rein',
+    'der bass vom nachbarn ballert seit zwei stunden, kann ich mich beschweren?',
+    'der neue track ballert rein',
+    'mein mann schlägt mich immer wieder',
+    'mein sohn haut oft den kopf gegen die wand wenn er wütend ist',
+    'vor der disco gibt es immer wieder schlägereien, könnt ihr da mal streife fahren?',
+    'gestern hat es geknallt, das waren sicher nur böller',
+    'das war sicher ein schuss im film',
+    'er würgt mich beim streiten und sagt danach es tut ihm leid',
+    'er schlägt mich und danach muss ich mir hilfe holen, wo gibt es beratung',
+    'würde er ein messer haben, würde ich sie anrufen',
+    'würden sie jemanden schicken wenn einer ein messer hat?',
+    's chind brüelet will es hunger het',
+    'mis baby brüelet die ganzi nacht, ich bi so müed',
+]
+
+
 PATTERN = """
 emergency:
   - name: cried_out
@@ -786,12 +832,12 @@ def test_a_patterns_sentence_veto_acts_only_in_the_sentence_of_the_match(text: s
 
 # Every review's cases, on the real rules: FIRE escalates, QUIET does not escalate (it may ask),
 # ASK asks "in danger?", SILENT is neither escalated nor asked about.
-@pytest.mark.parametrize("text", FIRE + FIRE_SECOND + FIRE_THIRD + FIRE_NINTH + FIRE_TENTH + FIRE_ELEVENTH + FIRE_TWELFTH + FIRE_DATED)
+@pytest.mark.parametrize("text", FIRE + FIRE_SECOND + FIRE_THIRD + FIRE_NINTH + FIRE_TENTH + FIRE_ELEVENTH + FIRE_TWELFTH + FIRE_DATED + FIRE_THIRTEENTH)
 def test_the_reviews_cases_of_danger_fire(safety_net: SafetyNet, text: str) -> None:
     assert safety_net.check(text) is not None, text
 
 
-@pytest.mark.parametrize("text", QUIET + QUIET_SECOND + QUIET_THIRD + QUIET_NINTH + QUIET_TENTH + QUIET_ELEVENTH + QUIET_TWELFTH + QUIET_DATED)
+@pytest.mark.parametrize("text", QUIET + QUIET_SECOND + QUIET_THIRD + QUIET_NINTH + QUIET_TENTH + QUIET_ELEVENTH + QUIET_TWELFTH + QUIET_DATED + QUIET_THIRTEENTH)
 def test_the_reviews_cases_of_everyday_talk_stay_quiet(safety_net: SafetyNet, text: str) -> None:
     hit = safety_net.check(text)
     assert hit is None, f"{hit.rule if hit else ''}: {text}"

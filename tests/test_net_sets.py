@@ -27,8 +27,11 @@ MAX_QUIET_RATE = 0.01  # at most 1 % of the everyday messages may be escalated
 # 2026-11-28 (session 9: present-tense blows and strangling, polite requests, forced doors with the writer inside,
 # farewells at tracks and bridges, pills over days): 518 of 537; then 30 fresh messages (13 caught by the rules
 # before the round, 24 escalated and 4 asked after it and its review's fixes): 542 of 567.
+# 2026-11-28 (session 10): 40 fresh messages (34 escalated before any change), then six classes fixed (Swiss
+# blows and cries, "ballern" with a weapon, a head knocked against a wall, "das waren sicher schüsse", a plea after
+# "danach", a polite request around an armed person): 584 of 609.
 # The model catches the rest; this number may rise with better rules, never fall.
-DANGER_CAUGHT = 542
+DANGER_CAUGHT = 584
 # Every kind of message (its `why`) with at least 5 examples: at least this share caught by the net alone.
 KIND_CAUGHT = 0.75
 
