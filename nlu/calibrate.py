@@ -50,7 +50,7 @@ class Calibration:
 
     def at(self, curve: str, threshold: float | None) -> dict[str, float] | None:
         """The point of `curve` at `threshold`."""
-        return next((p for p in getattr(self, curve) if threshold is not None and abs(p["threshold"] - threshold) < 1e-9), None)
+        return _point(getattr(self, curve), threshold)
 
     def why(self, key: str) -> str:
         """The figures behind one recommendation."""
