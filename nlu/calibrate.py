@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import copy
 import functools
+from collections.abc import Callable
+from operator import itemgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,10 +149,10 @@ def _point(points: list[dict[str, float]], threshold: float | None) -> dict[str,
     return next((p for p in points if threshold is not None and abs(p["threshold"] - threshold) < 1e-9), None)
 
 
-def _kept(notes: list[str], name: str, now: dict[str, float], best: dict[str, float], what: str, key: str) -> float:
+def _kept(notes: list[str], name: str, now: dict[str, float], best: dict[str, float], what: str,
+          value: Callable[[dict[str, float]], float]) -> float:
     """Keep the current value (it meets its rule, and the best is not better by more than KEEP_WITHIN); say so."""
     if abs(now["threshold"] - best["threshold"]) > 1e-9:
-        value = (lambda p: _cost(p)) if key == "cost" else (lambda p: p[key])  # noqa: E731
         notes.append(f"{name} kept at {now['threshold']:.2f}: {best['threshold']:.2f} would change {what} only by "
                      f"{value(best) - value(now):+.2%} (within {KEEP_WITHIN:.1%}, the noise of cross-validation)")
     return now["threshold"]
@@ -185,7 +187,7 @@ def calibrate(triage: object, samples: list[Sample], grid: tuple[float, ...] = G
     esc = best["threshold"] if best else current["escalation_threshold"]
     now = _point(escalation, current["escalation_threshold"])
     if best and now and now["escalation_recall"] >= RECALL_TARGET and now["false_alarm_rate"] - best["false_alarm_rate"] <= KEEP_WITHIN:
-        esc = _kept(notes, "ESCALATION_THRESHOLD", now, best, "false alarms", "false_alarm_rate")
+        esc = _kept(notes, "ESCALATION_THRESHOLD", now, best, "false alarms", itemgetter("false_alarm_rate"))
     check: list[dict[str, float]] = []
     band = None
     if current[CHECK_ATTR] is None:
@@ -197,14 +199,14 @@ def calibrate(triage: object, samples: list[Sample], grid: tuple[float, ...] = G
         band = picked["threshold"] if picked else esc
         now = _point(check, current[CHECK_ATTR])
         if picked and now and now["check_rate_other"] <= CHECK_BUDGET and picked["escalate_or_check"] - now["escalate_or_check"] <= KEEP_WITHIN:
-            band = _kept(notes, "CHECK_THRESHOLD", now, picked, "emergencies escalated or checked", "escalate_or_check")
+            band = _kept(notes, "CHECK_THRESHOLD", now, picked, "emergencies escalated or checked", itemgetter("escalate_or_check"))
     fixed = {"escalation_threshold": esc, **({CHECK_ATTR: band} if band is not None else {})}
     confidence = sweep(triage, samples, "confidence_threshold",
                        tuple(sorted({floor, *(v for v in with_current("confidence_threshold") if v > floor)})), **fixed)
     conf = pick_confidence(confidence)
     now = _point(confidence, current["confidence_threshold"])
     if conf and now and _cost(now) - _cost(conf) <= KEEP_WITHIN:
-        conf = {**now, "threshold": _kept(notes, "CONFIDENCE_THRESHOLD", now, conf, "cost (2 x wrong + not understood)", "cost")}
+        conf = {**now, "threshold": _kept(notes, "CONFIDENCE_THRESHOLD", now, conf, "cost (2 x wrong + not understood)", _cost)}
     if floor > 0:
         notes.append(f"CONFIDENCE_THRESHOLD at or below {floor:.2f} (the FallbackClassifier's threshold in config.yml) "
                      "all act alike: the model itself falls back there")
