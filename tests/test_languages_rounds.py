@@ -1,0 +1,27 @@
+"""Issue #13: each rule round's batch (written before its rules) stays at full recall and without false alarms.
+
+Round 11 (session 10): fa and tr (its ar and uk rules were taken back after a review found everyday messages
+they escalated). Round 12 (session 11): ar and uk, redone with guards.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.languages import load_language
+
+ROOT = Path(__file__).resolve().parent.parent
+# (language, round, acute messages, everyday messages)
+BATCHES = [("fa", 11, 20, 12), ("tr", 11, 20, 12), ("ar", 12, 24, 16), ("uk", 12, 24, 16)]
+
+
+@pytest.mark.parametrize(("code", "round_", "acute", "other"), BATCHES)
+def test_every_acute_message_of_a_round_escalates_and_no_other_does(code: str, round_: int, acute: int, other: int) -> None:
+    net = load_language(ROOT / "data" / "languages" / f"{code}.yml").net
+    batch = yaml.safe_load((ROOT / "bench" / "multilingual_dev" / f"{code}_r{round_}.yml").read_text(encoding="utf-8"))
+    assert (len(batch["escalate"]), len(batch["other"])) == (acute, other)
+    assert [e["text"] for e in batch["escalate"] if net.check(e["text"]) is None] == []
+    assert [e["text"] for e in batch["other"] if net.check(e["text"]) is not None] == []
