@@ -12,8 +12,8 @@ from __future__ import annotations
 import copy
 import functools
 from collections.abc import Callable
-from operator import itemgetter
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 
 import yaml
