@@ -80,9 +80,12 @@ async def kill_run(kills: int = 2, messages: int = 100, rate: float = 25.0) -> d
             statuses: list[str] = []
             killed_at: list[int] = []  # DMs offered when each kill came
 
-            async def burst() -> None:
+            async def burst() -> None:  # in kills + 1 parts: part k waits for kill k (a slow machine stays in the burst)
                 start = time.monotonic()
                 for n in range(messages):
+                    while len(killed_at) < n * (kills + 1) // messages:
+                        await asyncio.sleep(0.05)
+                        start += 0.05
                     await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
                     statuses.append(fake.dm(f"b{n}@social.example", TEXT))
 

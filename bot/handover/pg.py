@@ -297,6 +297,7 @@ class PgDatabase:
         here = Path(__file__).parent
         files = [here / name for name in SCHEMA_FILES if (here / name).exists()]
         with self.atomic():
+            self.execute("SET LOCAL lock_timeout = 0")  # wait for the instance migrating first, however slow it is
             self.execute("SELECT pg_advisory_xact_lock(?)", [MIGRATION_LOCK])
             self.execute("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)")
             row = self.execute("SELECT MAX(version) FROM schema_version").fetchone()
