@@ -1,7 +1,8 @@
 """Issue #13: each rule round's batch (written before its rules) stays at full recall and without false alarms.
 
 Round 11 (session 10): fa and tr (its ar and uk rules were taken back after a review found everyday messages
-they escalated). Round 12 (session 11): ar and uk, redone with guards.
+they escalated). Round 12 for ar and uk (session 11) was taken back too; its batches and the review that found
+the everyday messages it escalated are kept in bench/languages_open/ for the next try.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from bot.languages import load_language
 
 ROOT = Path(__file__).resolve().parent.parent
 # (language, round, acute messages, everyday messages)
-BATCHES = [("fa", 11, 20, 12), ("tr", 11, 20, 12), ("ar", 12, 24, 16), ("uk", 12, 24, 16)]
+BATCHES = [("fa", 11, 20, 12), ("tr", 11, 20, 12)]
 
 
 @pytest.mark.parametrize(("code", "round_", "acute", "other"), BATCHES)
