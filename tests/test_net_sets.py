@@ -30,8 +30,14 @@ MAX_QUIET_RATE = 0.01  # at most 1 % of the everyday messages may be escalated
 # 2026-11-28 (session 10): 40 fresh messages (34 escalated before any change), then six classes fixed (Swiss
 # blows and cries, "ballern" with a weapon, a head knocked against a wall, "das waren sicher schüsse", a plea after
 # "danach", a polite request around an armed person): 584 of 609.
+# 2026-11-29 (session 12): 66 acute variants written for the blind batch's missed patterns (locked in a trunk,
+# limp or rattling, going under, a gas smell without the word, a driver who locks the doors, a child gone with a
+# stranger, groping, spiked drinks, farewells with things given away, a car swerving over the lanes) and for
+# guards against the new training data's false alarms: 584 of 609 unchanged, 659 of 684; after the report-only
+# review took back the entries that escalated everyday messages (a barricaded door, "sagt nix wenn ich ihn
+# anspreche", a ransom for a teddy, a sharpener's blade, "alle blister", "bleib ich einfach stehen"): 653 of 684.
 # The model catches the rest; this number may rise with better rules, never fall.
-DANGER_CAUGHT = 584
+DANGER_CAUGHT = 653
 # Every kind of message (its `why`) with at least 5 examples: at least this share caught by the net alone.
 KIND_CAUGHT = 0.75
 
