@@ -85,7 +85,7 @@ async def kill_run(kills: int = 2, messages: int = 100, rate: float = 25.0) -> d
                 for n in range(messages):
                     while len(killed_at) < n * (kills + 1) // messages:
                         await asyncio.sleep(0.05)
-                        start += 0.05
+                        start = time.monotonic() - n / rate  # resume at the same pace, however long the kill took
                     await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
                     statuses.append(fake.dm(f"b{n}@social.example", TEXT))
 
