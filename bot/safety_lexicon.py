@@ -57,10 +57,17 @@ COMMON = frozenset("""
 """.split())
 
 
+_UMLAUT_UE = re.compile(r"(?<!q)ue")
+
+
 @lru_cache(maxsize=50_000)
 def plain(word: str) -> str:
-    """The spelling-tolerant key of a folded word: ae/oe/ue -> a/o/u, doubled letters once ("schüsse" -> "schuse")."""
-    key = _DOUBLE.sub(r"\1", word.replace("ae", "a").replace("oe", "o").replace("ue", "u"))
+    """The spelling-tolerant key of a folded word: ae/oe/ue -> a/o/u, doubled letters once ("schüsse" -> "schuse").
+
+    "ue" after q is not an umlaut: folding it made "gequetscht" one letter from "gerutscht". (After a vowel it
+    is no umlaut either, but folding it there reads the spoken "haun" as "hauen", so it stays.)
+    """
+    key = _DOUBLE.sub(r"\1", _UMLAUT_UE.sub("u", word.replace("ae", "a").replace("oe", "o")))
     return word if key in COMMON else key
 
 

@@ -188,3 +188,14 @@ def test_make_validate_names_the_rule_and_line_that_misses_its_example(tmp_path:
         ("error", f"{tmp_path / 'safety_net.yml'}:{line}", "rule weapon_and_violence: does not fire on its example 'wie spät ist es'")
     ]
     assert check_safety_net(DATA) == []
+
+
+def test_qu_before_e_is_no_umlaut_so_a_typo_never_turns_slipping_into_crushing(tmp_path: Path) -> None:
+    """Folding "ue" to "u" read "gequetscht" as "gequtscht", one letter from "gerutscht" (I slipped): no alarm."""
+    path = tmp_path / "safety_net.yml"
+    path.write_text("words:\n  crush: [gequetscht]\nguards: {}\nrules:\n"
+                    "  - {name: crushed, intent: emergency, all: [crush], examples: [bein gequetscht]}\n", encoding="utf-8")
+    net = SafetyNet.load(path)
+    assert net.check("bin auf dem eis gerutscht, war aber nix") is None
+    assert net.check("mein bein ist eingeklemmt und gequetscht") is not None
+    assert net.check("mein bein ist gequetscth") is not None  # and one typo in a long word
