@@ -37,8 +37,15 @@ MAX_QUIET_RATE = 0.01  # at most 1 % of the everyday messages may be escalated
 # review took back the entries that escalated everyday messages (a barricaded door, "sagt nix wenn ich ihn
 # anspreche", a ransom for a teddy, a sharpener's blade, "alle blister", "bleib ich einfach stehen"): 653 of 684;
 # with the review's 89 acute messages that fire: 742 of 773.
+# 2026-11-29 (session 13): 32 acute variants for the batch's remaining misses (ransom, barricaded with a child,
+# the door handle at night, assault in progress, a tool in the fist, a child put into a car, a cut that will not
+# close, a level crossing, spiked drinks, held by the hair): 777 of 805 (the rules before the round: 755). A
+# report-only review found 21 of its own everyday messages escalated by the round (a ransomware mail, a toddler
+# at the door handle at night, "bin an der schleuse, macht euch keine sorgen", a first date "der mir seit wochen
+# schreibt"); seven of the new rules were taken back and three entries narrowed: 762 of 805; with the
+# review's 31 acute messages that fire (its 96 everyday ones are in net_quiet.yml): 793 of 836.
 # The model catches the rest; this number may rise with better rules, never fall.
-DANGER_CAUGHT = 742
+DANGER_CAUGHT = 793
 # Every kind of message (its `why`) with at least 5 examples: at least this share caught by the net alone.
 KIND_CAUGHT = 0.75
 
