@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sqlite3
 from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,8 @@ CHATS = range(1000, 1050)
 
 def recorded_sent(database: Path) -> int:
     """Replies the bot has recorded as sent, read from its SQLite file as another process would."""
-    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as db:
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as db:  # closed, not only committed
         return db.execute("SELECT count(*) FROM messages WHERE direction = 'out' AND status = 'sent'").fetchone()[0]
-
 
 
 @pytest.fixture
