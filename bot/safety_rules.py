@@ -140,6 +140,8 @@ def _beside(tokens: Tokens, span: Span, other: Span) -> bool:
 def _lifting_elsewhere(tokens: Tokens, found: Found, guard: Guard, groups: list[list[Used]]) -> tuple[set[int], list[Span]]:
     """A sentence guard's own clauses, and its lifting words in other clauses that hold the rule's words."""
     own = {tokens.clause_of(s[0]) for s in guard.spans(tokens, found)}
+    if guard.lifted_in == "message":  # any other clause: "ich zock grad, mein opa ist gestürzt und blutet"
+        return own, [s for c in guard.lifted_by for s in found.get(c, ()) if tokens.clause_of(s[0]) not in own]
     acts = {tokens.clause_of(s[0]) for spans in groups for c, s in spans if c not in guard.lifted_by}
     return own, [s for c in guard.lifted_by for s in found.get(c, ()) if tokens.clause_of(s[0]) in acts - own]
 

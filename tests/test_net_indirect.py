@@ -20,7 +20,7 @@ INDIRECT = ROOT / "tests" / "net_indirect.yml"
 # 2026-11-28 (session 7, "wenn" lifted by "gerade"): 116 escalated, 4 asked, none missed.
 # These floors may rise with better rules, never fall.
 ESCALATED = 116
-ESCALATED_OR_ASKED = 120
+ESCALATED_OR_ASKED = 123  # session 14: three Swiss and German farewells on a bridge (asked)
 MAX_QUIET_ASKED = 0.03  # at most 3 % of the everyday messages get "Bist du oder ist jemand gerade in Gefahr?"
 CHECK_LINE = "Bist du oder ist jemand gerade in Gefahr?"
 # a message that only an `action: check` rule catches (a veiled threat against a school)

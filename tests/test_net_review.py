@@ -499,6 +499,23 @@ def test_a_not_beside_list_excuses_only_a_guard_word_right_beside_it(text: str, 
     assert fired(SafetyNet.from_doc(yaml.safe_load(BESIDE), Path("beside.yml")), text) == rule
 
 
+ELSEWHERE = BESIDE.replace("    lifted_beside: false\n    words: [oft]", "    lifted_beside: false\n    lifted_in: message\n    words: [oft]")
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("oft apfel birne", None),  # the guard word in the sentence, nothing lifts it
+        ("oft, jetzt, apfel birne", "pair"),  # a lifting word in any other clause, not only one the rule matched
+        ("oft jetzt apfel birne", None),  # a lifting word in the guard word's own clause lifts nothing
+        ("oft apfel, jetzt, birne", None),  # lifted, but the guard's clause lends no words: the apple is only there
+    ],
+)
+def test_a_guard_lifted_anywhere_else_in_the_message(text: str, rule: str | None) -> None:
+    """gaming: "ich zock grad, mein opa ist gestürzt und blutet" (family in another clause lifts the game)."""
+    assert fired(SafetyNet.from_doc(yaml.safe_load(ELSEWHERE), Path("elsewhere.yml")), text) == rule
+
+
 @pytest.mark.parametrize(
     ("guard", "option"),
     [("{words: [oft], lifted_everywhere: [now]}", "lifted_everywhere"), ("{words: [oft], not_beside: [nowhere]}", "not_beside"),

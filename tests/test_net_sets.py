@@ -44,8 +44,11 @@ MAX_QUIET_RATE = 0.01  # at most 1 % of the everyday messages may be escalated
 # at the door handle at night, "bin an der schleuse, macht euch keine sorgen", a first date "der mir seit wochen
 # schreibt"); seven of the new rules were taken back and three entries narrowed: 762 of 805; with the
 # review's 31 acute messages that fire (its 96 everyday ones are in net_quiet.yml): 793 of 836.
+# 2026-11-29 (session 14): 57 acute messages (a video game named beside a real emergency, Swiss farewells on a
+# "Brugg", and a report-only review's acute probes for the new quiet-making lists): the net before the session
+# caught 31 of them (824 of 893), after the `gaming` guard, the Swiss forms and the review's fixes 48 (841 of 893).
 # The model catches the rest; this number may rise with better rules, never fall.
-DANGER_CAUGHT = 793
+DANGER_CAUGHT = 841
 # Every kind of message (its `why`) with at least 5 examples: at least this share caught by the net alone.
 KIND_CAUGHT = 0.75
 
