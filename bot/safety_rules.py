@@ -23,6 +23,7 @@ class Guard:
     clause: bool = False  # veto only the words of its own clause ("die kasse war offen, sie blutet" still fires)
     not_after: frozenset[str] = frozenset()  # a guard word right after one of these ("#": any number) does not count ("als würde")
     lifted_in: str = "clause"  # a sentence guard's lifting word counts in: a clause the rule matched | anywhere in the message
+    # (with lifted_beside False: in any clause but the guard word's own)
     lifted_beside: bool = True  # False: a lifting word right next to a guard word (a sentence guard: in its clause) does not count
     lifted_nearby: tuple[str, ...] = ()  # lists that lift a sentence guard only in a clause the rule matched, even `lifted_in: message`
     not_beside: tuple[str, ...] = ()  # a guard word at most BESIDE words before a word of these lists (after: "... sie"), in its clause, does not count
