@@ -88,8 +88,9 @@ class Rule:
         """Apply the guards to one sentence (or the whole message) whose groups are all present."""
         for name in self.unless:
             guard = guards.get(name, Guard(name))
-            if guard.near is not None:
-                vetoes = found.get(name, ())
+            if guard.near is not None:  # a negation inside a phrase the rule uses is that phrase's, not a veto ("hooshyar nist")
+                used = [s for spans in groups for _, s in spans] + [s for c in self.any for s in found.get(c, ())]
+                vetoes = [v for v in found.get(name, ()) if not any(u[0] <= v[0] and v[1] <= u[1] for u in used)]
                 groups = [[(c, s) for c, s in spans if not any(_close(s, v, guard, tokens) for v in vetoes)] for spans in groups]
             elif guard.clause:  # drop only the words of a guarded clause: "sie war bewusstlos, jetzt atmet sie nicht mehr"
                 lifts = _lifting_clauses(tokens, found, guard)

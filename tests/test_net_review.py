@@ -870,3 +870,30 @@ def test_the_reviews_weaker_signs_make_the_bot_ask(safety_net: SafetyNet, text: 
 def test_the_reviews_habits_games_and_sign_offs_are_not_even_asked_about(safety_net: SafetyNet, text: str) -> None:
     hit = safety_net.assess(text)
     assert hit is None, f"{hit.rule if hit else ''}: {text}"
+
+
+# Session 15: a negation word inside a phrase the rule itself uses belongs to that phrase ("atmet nicht",
+# Persian "hooshyar nist"), so it does not veto the rule's other words as a negation would.
+NEGATED_PHRASE = """
+words:
+  hurt: [blutet]
+  still: [atmet nicht]
+  help: [hilfe]
+guards:
+  negation:
+    near: 2
+    after: [nicht]
+    words: [nicht, kein]
+rules:
+  - {name: hurt_and_still, intent: emergency, all: [hurt], any: [still, help], unless: [negation], examples: [er blutet hilfe]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [("er blutet atmet nicht", "hurt_and_still"), ("er blutet, atmet nicht", "hurt_and_still"),
+     ("er blutet nicht, hilfe", None), ("kein blutet hilfe", None)],
+)
+def test_a_negation_inside_a_phrase_the_rule_uses_is_no_veto(text: str, rule: str | None) -> None:
+    net = SafetyNet.from_doc(yaml.safe_load(NEGATED_PHRASE), Path("negated.yml"))
+    assert fired(net, text) == rule
