@@ -19,8 +19,9 @@ INDIRECT = ROOT / "tests" / "net_indirect.yml"
 # escalated and none asked about; after them, 115 escalated and 4 asked ("in Gefahr?"), 1 missed.
 # 2026-11-28 (session 7, "wenn" lifted by "gerade"): 116 escalated, 4 asked, none missed.
 # These floors may rise with better rules, never fall.
-ESCALATED = 116
-ESCALATED_OR_ASKED = 123  # session 14: three Swiss and German farewells on a bridge (asked)
+ESCALATED = 117  # session 15: a past threat with pounding at the door now
+ESCALATED_OR_ASKED = 135  # session 14: three Swiss and German farewells on a bridge (asked); session 15: 12 threats
+# with the one who made them arriving soon (asked) or at the door (escalated)
 MAX_QUIET_ASKED = 0.03  # at most 3 % of the everyday messages get "Bist du oder ist jemand gerade in Gefahr?"
 CHECK_LINE = "Bist du oder ist jemand gerade in Gefahr?"
 # a message that only an `action: check` rule catches (a veiled threat against a school)
