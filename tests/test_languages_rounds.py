@@ -26,3 +26,18 @@ def test_every_acute_message_of_a_round_escalates_and_no_other_does(code: str, r
     assert (len(batch["escalate"]), len(batch["other"])) == (acute, other)
     assert [e["text"] for e in batch["escalate"] if net.check(e["text"]) is None] == []
     assert [e["text"] for e in batch["other"] if net.check(e["text"]) is not None] == []
+
+
+# The blind batches of sessions 14 and 15 (bench/languages_open/), measured after their rounds: how many acute
+# messages the net escalates at least, and that no everyday one is escalated.
+BLIND = [("fa", "fa_blind_s14.yml", 40), ("fa", "fa_blind_s15.yml", 38), ("ar", "ar_blind_s15.yml", 40)]
+
+
+@pytest.mark.parametrize(("code", "name", "caught"), BLIND)
+def test_a_blind_batch_keeps_its_figures_after_its_round(code: str, name: str, caught: int) -> None:
+    net = load_language(ROOT / "data" / "languages" / f"{code}.yml").net
+    batch = yaml.safe_load((ROOT / "bench" / "languages_open" / name).read_text(encoding="utf-8"))
+    assert (len(batch["escalate"]), len(batch["other"])) == (40, 30)
+    missed = [e["text"] for e in batch["escalate"] if net.check(e["text"]) is None]
+    assert len(batch["escalate"]) - len(missed) >= caught, missed
+    assert [e["text"] for e in batch["other"] if net.check(e["text"]) is not None] == []
