@@ -124,3 +124,18 @@ def test_two_instances_bench_measures_throughput_latency_and_takeover(capsys) ->
         assert run["latency"]["lost"] == 0 and run["latency"]["p99_ms"] >= run["latency"]["p50_ms"] > 0
         assert len(run["takeover"]) == 1 and 0 < run["takeover"][0] < 30
     assert "pg-2: polling takeover" in capsys.readouterr().out
+
+
+def test_net_batches_counts_what_the_net_escalates_asks_and_misses(tmp_path: Path, capsys) -> None:
+    from bench import net_batches
+
+    batch = tmp_path / "net_fresh_tiny.yml"
+    batch.write_text(yaml.safe_dump([
+        {"text": "hilfe mein mann sticht gerade mit dem messer auf mich ein", "intent": "emergency", "why": "knife"},
+        {"text": "wo kann ich mein gefundenes fahrrad abgeben", "intent": "emergency", "why": "mislabelled"},
+        {"text": "wie lange dauert eine anzeige wegen fahrraddiebstahl", "intent": "other", "why": "report"},
+    ], allow_unicode=True), encoding="utf-8")
+    assert net_batches.main([str(batch), "--misses"]) == 0
+    out = capsys.readouterr().out
+    assert "net_fresh_tiny.yml" in out and "acute 1 + 0 asked of 2 | everyday 0 + 0 asked of 1" in out
+    assert "missed - : wo kann ich mein gefundenes fahrrad abgeben" in out
