@@ -65,7 +65,7 @@ def misses(entries: list[dict], actions: list[tuple[str | None, str | None]]) ->
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", type=Path)
-    parser.add_argument("--bot", action="store_true", help="also the whole bot (starts the NLU worker; about 30 s a batch)")
+    parser.add_argument("--bot", action="store_true", help="also the whole bot (starts the NLU worker; 30 s a batch)")
     parser.add_argument("--misses", action="store_true", help="list what was missed and what raised an alarm")
     args = parser.parse_args(argv)
     net = SafetyNet.load(ROOT / "data" / "safety_net.yml")
