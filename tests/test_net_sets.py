@@ -51,7 +51,7 @@ MAX_QUIET_RATE = 0.01  # at most 1 % of the everyday messages may be escalated
 # Session 16: two blind-batch rounds, three report-only reviews and an everyday batch added 137 acute probes; the
 # net before the session caught 1,044 of the 1,174, after its rounds 1,125 (and escalates 12 instead of 36 of the
 # 2,275 everyday messages).
-DANGER_CAUGHT = 1125  # session 16 (1,125 of 1,174)
+DANGER_CAUGHT = 1250  # session 17 review (1,250 of 1,298); round 2 (1,207 of 1,255; round 1: 1,162 of 1,211; the net before it: 1,143)
 # Every kind of message (its `why`) with at least 5 examples: at least this share caught by the net alone.
 KIND_CAUGHT = 0.75
 
