@@ -95,7 +95,7 @@ class Settings:
     timezone: str = "Europe/Berlin"
     # Chosen on cross-validation (nlu/calibrate.py's rules; README "Thresholds"), never on real messages.
     confidence_threshold: float = 0.22
-    escalation_threshold: float = 0.44
+    escalation_threshold: float = 0.40
     check_threshold: float = 0.18  # danger this likely (below ESCALATION_THRESHOLD): ask "in danger?"
     model_watch_seconds: float = 5.0  # poll the model file for a new version (0: only SIGHUP)
     nlu_python: Path = ROOT / ".venv-nlu" / "bin" / "python"  # the Rasa side's interpreter (nlu/worker.py)
