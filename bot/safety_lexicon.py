@@ -9,6 +9,9 @@ from functools import lru_cache
 
 from bot.text import normalise
 
+# One-letter words of the languages served ("and", "in", "I", "is", ...): an entry such as "її" or "ii" (her)
+# folds to one of them ("і", "and") and would then match almost any message.
+ONE_LETTER_WORDS = frozenset("aeiouyzwvsk" "иаявскуоіїйєз" "و")
 TYPO_MIN = 8  # words (after folding) at least this long also match with one typo
 MANY = 10  # "##" in an entry stands for a number at least this large ("20 tabletten")
 GAP = 4  # "..." in a phrase stands for up to this many words
@@ -164,6 +167,9 @@ def parse_entry(category: str, source: str, strict: bool) -> Entry:
             if not _WORD.fullmatch(text) or (kind != "word" and len(text) < 3):
                 raise ValueError(f"{category}: cannot read {source!r} (words, 'stem*', '*ending', '#', '##', '...', '$')")
             elements.append(Element(kind, text if strict else plain(text), strict))
+    if len(elements) == 1 and elements[0].text in ONE_LETTER_WORDS and len(normalise(source)) > 1:
+        raise ValueError(f"{category}: {source!r} reads as the one-letter word {elements[0].text!r} (a doubled letter "
+                         "counts once), which is in almost every message; write it inside a phrase or leave it out")
     if not elements or elements[0].kind in ("gap", "end") or elements[-1].kind == "gap" or any(e.kind == "end" for e in elements[:-1]):
         raise ValueError(f"{category}: {source!r} must start with a word and end with a word or $")
     needed = frozenset(e.text for e in elements[1:] if e.kind == "word" and (e.strict or len(e.text) < TYPO_MIN))

@@ -199,3 +199,14 @@ def test_qu_before_e_is_no_umlaut_so_a_typo_never_turns_slipping_into_crushing(t
     assert net.check("bin auf dem eis gerutscht, war aber nix") is None
     assert net.check("mein bein ist eingeklemmt und gequetscht") is not None
     assert net.check("mein bein ist gequetscth") is not None  # and one typo in a long word
+
+
+@pytest.mark.parametrize("entry", ["її", "ii", "ии"])
+def test_an_entry_that_folds_to_a_one_letter_word_is_refused(tmp_path: Path, entry: str) -> None:
+    """'її' (her) folds to 'і' (and): as a list word it would match almost any Ukrainian message (session 18)."""
+    path = tmp_path / "safety_net.yml"
+    path.write_text(f"words:\n  person: [{entry}]\nrules: []\nemergency: ['x']\n", encoding="utf-8")
+    with pytest.raises(SafetyNetError, match="one-letter word"):
+        SafetyNet.load(path)
+    path.write_text(f"words:\n  person: ['чіпає {entry}', 'hh']\nrules: []\nemergency: ['x']\n", encoding="utf-8")
+    SafetyNet.load(path)  # inside a phrase, or a letter that is no word ("hh", laughter), it stays allowed
