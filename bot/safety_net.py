@@ -17,7 +17,7 @@ from bot.text import normalise
 ESCALATION_INTENTS = ("emergency", "self_harm")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml reads the rules file ten times faster
 SECTIONS = {"words", "guards", "rules", "exceptions", *ESCALATION_INTENTS}
-GUARD_KEYS = {"words", "near", "after", "lifted_by", "lifted_nearby", "lifted_in", "lifted_beside", "within", "not_after", "not_beside", "needs", "dates_before"}
+GUARD_KEYS = {"words", "near", "after", "lifted_by", "lifted_nearby", "lifted_in", "lifted_beside", "within", "not_after", "not_beside", "needs", "dates_before", "with"}
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ class SafetyNet:
         try:
             entries, guards = _word_lists(doc.get("words") or {}, doc.get("guards") or {})
             known = {e.category for e in entries} | set(guards)
-            word_rules = tuple(read_rule(raw, known) for raw in doc.get("rules") or [])
+            companions = _companions(doc.get("guards") or {})
+            word_rules = tuple(read_rule(raw, known, companions) for raw in doc.get("rules") or [])
         except ValueError as err:
             raise SafetyNetError(f"{path}: {err}") from None
         if not patterns and not word_rules:
@@ -173,6 +174,12 @@ class SafetyNet:
         problems += [f"rule {r.name}: fires on its quiet message {t!r}" for r in self.word_rules for t in r.quiet if self.fires(r, t)]
         return problems
 
+    def unused_lists(self) -> list[str]:
+        """Word lists and guards that no rule and no guard names: written, scanned, never consulted."""
+        named = {c for r in self.word_rules for c in r.categories()}
+        named |= {c for g in self.guards.values() for c in (*g.lifted_by, *g.lifted_nearby, *g.not_beside, *g.needs)}
+        return sorted({e.category for e in self.lexicon.entries} - named)
+
 
 def _word_lists(words: object, guards: object) -> tuple[list[Entry], dict[str, Guard]]:
     """Parse the `words` lists and the `guards` (word lists with a scope) into entries."""
@@ -219,6 +226,20 @@ def _word_lists(words: object, guards: object) -> tuple[list[Entry], dict[str, G
             needs, dates,
         )
     return entries, found
+
+
+def _companions(guards: dict) -> dict[str, tuple[str, ...]]:
+    """Each guard's `with`: further guards that every rule listing it in `unless` gets too, after its own."""
+    companions: dict[str, tuple[str, ...]] = {}
+    for name, spec in guards.items():
+        listed = spec.get("with") or []
+        if not isinstance(listed, list) or not all(isinstance(g, str) and g in guards and g != name for g in listed):
+            raise ValueError(f"guard {name}: 'with' must list other guards, got {listed!r}")
+        if any(guards[g].get("with") for g in listed):
+            raise ValueError(f"guard {name}: a guard in 'with' has companions of its own; list them here instead")
+        if listed:
+            companions[str(name)] = tuple(listed)
+    return companions
 
 
 def _list(name: object, items: object) -> list[str]:

@@ -204,8 +204,8 @@ def _close(span: Span, veto: Span, guard: Guard, tokens: Tokens) -> bool:
     return after and not any(i in tokens.clause_starts and tokens.folded[i] != "aber" for i in range(span[1], veto[0] + 1))
 
 
-def read_rule(raw: object, known: set[str]) -> Rule:
-    """Build one rule from its YAML mapping; ValueError says what is wrong."""
+def read_rule(raw: object, known: set[str], companions: dict[str, tuple[str, ...]] | None = None) -> Rule:
+    """Build one rule from its YAML mapping (each guard's `companions` joining its `unless`); ValueError says what is wrong."""
     if not isinstance(raw, dict):
         raise ValueError(f"a rule must be a mapping with name, intent, all, examples; got {raw!r}")
     name = str(raw.get("name") or "?")
@@ -224,7 +224,7 @@ def read_rule(raw: object, known: set[str]) -> Rule:
     groups = tuple(tuple(c.strip() for c in str(g).split("|")) for g in _names(raw.get("all"), name, "all"))
     rule = Rule(
         name, raw["intent"], groups, tuple(_names(raw.get("any"), name, "any", optional=True)),
-        tuple(_names(raw.get("unless"), name, "unless", optional=True)), raw.get("scope", "sentence"), max_words,
+        _with_companions(_names(raw.get("unless"), name, "unless", optional=True), companions or {}), raw.get("scope", "sentence"), max_words,
         tuple(_texts(raw.get("examples"), name, "examples")), tuple(_texts(raw.get("quiet"), name, "quiet", optional=True)),
         raw.get("action", "escalate"),
     )
@@ -232,6 +232,12 @@ def read_rule(raw: object, known: set[str]) -> Rule:
     if missing:
         raise ValueError(f"rule {name}: no word list or guard called {', '.join(missing)}")
     return rule
+
+
+def _with_companions(unless: list[str], companions: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The rule's own guards, then each one's companions not listed yet (in the order the guards name them)."""
+    extra = [g for name in unless for g in companions.get(name, ())]
+    return tuple(dict.fromkeys([*unless, *extra]))
 
 
 def _names(value: object, rule: str, key: str, optional: bool = False) -> list[str]:

@@ -223,7 +223,7 @@ def _rule_file_problems(path: Path, load: Callable[[Path], object]) -> list[Prob
     from bot.safety_net import SafetyNetError
 
     try:
-        load(path)
+        loaded = load(path)
     except SafetyNetError as err:
         if not err.problems:
             return [Problem("error", str(path), str(err).removeprefix(f"{path}: "))]
@@ -234,7 +234,14 @@ def _rule_file_problems(path: Path, load: Callable[[Path], object]) -> list[Prob
             line = next((n for n, row in enumerate(text, 1) if row.strip() == f"- name: {name}"), 0)
             found.append(Problem("error", f"{path}:{line}" if line else str(path), problem))
         return found
-    return []
+    net = getattr(loaded, "net", loaded)  # a language file's net, or the German one
+    lines: dict[str, int] = {}
+    for n, row in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        lines.setdefault(row.strip().partition(":")[0], n)
+    return [
+        Problem("warning", f"{path}:{lines.get(name, 0)}", f"word list {name!r} is named by no rule and no guard: wire it up or delete it")
+        for name in net.unused_lists()
+    ]
 
 
 def design_intents(design: Path) -> dict[str, int]:

@@ -528,6 +528,44 @@ def test_a_bad_guard_option_is_named_in_the_error(guard: str, option: str) -> No
         SafetyNet.from_doc(doc, Path("bad.yml"))
 
 
+# ------------------------------------------------------------------ session 19: a guard that brings companions
+COMPANIONS = """
+words:
+  fruit: [apfel]
+  pear: [birne]
+guards:
+  reported: {words: [im film], with: [show]}
+  show: {within: clause, words: [folge]}
+rules:
+  - {name: pair, intent: emergency, all: [fruit, pear], unless: [reported], examples: [apfel birne]}
+  - {name: bare, intent: emergency, all: [pear], max_words: 1, examples: [birne]}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("apfel birne im film", None),  # the guard the rule names
+        ("in der folge apfel birne", None),  # its companion, which the rule gets without naming it
+        ("in der folge, apfel birne", "pair"),  # the companion keeps its own scope: only its clause
+    ],
+)
+def test_a_guard_with_companions_gives_them_to_every_rule_that_names_it(text: str, rule: str | None) -> None:
+    """pl: every rule that names `reported` also needs the clause guards for a crime show retold."""
+    net = SafetyNet.from_doc(yaml.safe_load(COMPANIONS), Path("companions.yml"))
+    assert fired(net, text) == rule
+    assert [r.unless for r in net.word_rules] == [("reported", "show"), ()]
+
+
+@pytest.mark.parametrize(
+    "companion", ["[nowhere]", "[reported]", "folge", "[show, nowhere]"],
+)
+def test_a_companion_that_is_no_other_guard_is_refused(companion: str) -> None:
+    doc = yaml.safe_load(COMPANIONS.replace("with: [show]", f"with: {companion}"))
+    with pytest.raises(ValueError, match="'with' must list other guards"):
+        SafetyNet.from_doc(doc, Path("bad.yml"))
+
+
 # ------------------------------------------------------------------ session 9: the review of the safety-net round, by class
 FIRE_TENTH = [
     # 1. the polite modal beside a call to come is a request

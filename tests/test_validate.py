@@ -63,6 +63,18 @@ def test_a_near_duplicate_under_another_intent_is_a_warning(data: Path) -> None:
     assert any(f"{path}:{line + 2}" in p and "'die frau nebenan schreit seit minuten um hilfe' (emergency)" in p for p in near), near
 
 
+def test_a_word_list_no_rule_names_is_a_warning_at_its_line(data: Path) -> None:
+    """A trainer who adds a list and forgets the rule learns it from `make validate`; the shipped data has none."""
+    assert [str(p) for p in run(data) if "named by no rule" in p.text] == []
+    path = data / "languages" / "pl.yml"
+    rows = path.read_text(encoding="utf-8").splitlines()
+    at = rows.index("  words:") + 1
+    path.write_text("\n".join([*rows[:at], "    s19_forgotten: [nigdzie, donikad]", *rows[at:]]) + "\n", encoding="utf-8")
+    problems = run(data)
+    assert found(problems, "warning", f"{path}:{at + 1}", "word list 's19_forgotten' is named by no rule and no guard"), problems
+    assert [str(p) for p in problems if p.level == "error"] == []
+
+
 def test_an_intent_design_md_does_not_know(data: Path) -> None:
     path = data / "nlu" / "services.yml"
     line = append(path, "- intent: weather\n  examples: |\n    - regnet es morgen\n")
