@@ -28,14 +28,14 @@ def test_every_acute_message_of_a_round_escalates_and_no_other_does(code: str, r
     assert [e["text"] for e in batch["other"] if net.check(e["text"]) is not None] == []
 
 
-# The blind batches of sessions 14 to 18 (bench/languages_open/), measured after their rounds: how many acute
+# The blind batches of sessions 14 to 19 (bench/languages_open/), measured after their rounds: how many acute
 # messages the net escalates at least, and that no everyday one is escalated.
 BLIND = [
     ("fa", "fa_blind_s14.yml", 40), ("fa", "fa_blind_s15.yml", 36), ("ar", "ar_blind_s15.yml", 35),
     ("tr", "tr_blind_s16.yml", 38), ("fa", "fa_blind_s16.yml", 39),
     ("fa", "fa_blind_s17.yml", 38),
     ("ru", "ru_blind_s18.yml", 40), ("uk", "uk_blind_s18.yml", 39), ("pl", "pl_blind_s18.yml", 40),
-    ("ro", "ro_blind_s18.yml", 40),
+    ("ro", "ro_blind_s18.yml", 40), ("tr", "tr_blind_s19.yml", 39),
 ]
 
 
