@@ -76,6 +76,9 @@ HINT_LETTERS = {
     "fa": "پچژگکی", "ar": "ةيىكإؤ",  # Arabic script: Persian keyboards type ک ی, Arabic ones ك ي ى
     "tr": "ğışĞİŞ", "pl": "ąćęłńśźżĄĆĘŁŃŚŹŻ", "ro": "ășțĂȘȚţŢ",  # not â î (French, Turkish), nor ş (Turkish)
 }
+# Letters of a keyboard that writers of a neighbouring language use too: Persian typed on an Arabic keyboard has
+# ي ك ى all through ("خيلي", "ميكنه"). They count once per message, and never decide alone.
+SHARED_KEYS = {"ar": "يكى"}
 # Usual Latin spellings of Cyrillic letters on phones: a Cyrillic marker word ("меня") also matches them ("menya").
 ROMAN = {
     "а": "a", "б": "b", "в": "v", "г": "g h", "д": "d", "е": "e", "ж": "zh j", "з": "z", "и": "i y", "й": "y j i",
@@ -115,6 +118,12 @@ def _counts(text: str) -> tuple[int, int]:
     words = _WORD.findall(text.lower())
     german = sum(w in GERMAN or w in DIALECT for w in words) + 2 * sum(ch in "äöüß" for ch in text.lower())
     return german, sum(w in ENGLISH for w in words)
+
+
+def _hints(text: str, code: str) -> int:
+    """How many letters only `code` uses are in `text`; a keyboard's shared letters count once at most."""
+    letters, shared = HINT_LETTERS.get(code, ""), SHARED_KEYS.get(code, "")
+    return sum(ch in letters and ch not in shared for ch in text) + any(ch in shared for ch in text)
 
 
 def detect_language(text: str, default: str = "de") -> str:
@@ -187,7 +196,7 @@ class LanguageId:
         text = clean(text)[:SAMPLE]
         words = [w for w in tokenize(text).folded if not w.isdigit()]
         votes, sure = self._votes(words), self.confidences(text)
-        hints = {c: sum(ch in HINT_LETTERS.get(c, "") for ch in text) for c in self.markers}
+        hints = {c: _hints(text, c) for c in self.markers}
         score = {c: 2 * votes[c] + hints[c] + 4 * sure.get(c, 0.0) for c in self.markers}
         best = max(score, key=score.get, default=None)
         return best if best is not None and score[best] > 0 else None
@@ -229,9 +238,11 @@ class LanguageId:
         ours = [c for c in self.markers if c in SCRIPTS[script]]
         if not ours or default in ours and len(words) < 2:
             return default
-        hints = {c: sum(ch in HINT_LETTERS.get(c, "") for ch in text) for c in ours}
-        if len(ours) == 1 or sum(h > 0 for h in hints.values()) == 1:
-            return max(ours, key=lambda c: hints[c])
+        hints = {c: _hints(text, c) for c in ours}
+        if len(ours) == 1:
+            return ours[0]
+        if sum(h > 0 for h in hints.values()) == 1 and any(ch not in SHARED_KEYS.get(c, "") for c in ours for ch in text if ch in HINT_LETTERS.get(c, "")):
+            return max(ours, key=lambda c: hints[c])  # only one language's own letters
         votes, sure = self._votes(words), self.confidences(text)
         return max(ours, key=lambda c: (hints[c] + 2 * votes[c] + 4 * sure.get(c, 0.0), c == default))
 
