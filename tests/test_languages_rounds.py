@@ -35,7 +35,7 @@ BLIND = [
     ("tr", "tr_blind_s16.yml", 38), ("fa", "fa_blind_s16.yml", 39),
     ("fa", "fa_blind_s17.yml", 38),
     ("ru", "ru_blind_s18.yml", 40), ("uk", "uk_blind_s18.yml", 39), ("pl", "pl_blind_s18.yml", 40),
-    ("ro", "ro_blind_s18.yml", 40), ("tr", "tr_blind_s19.yml", 39),
+    ("ro", "ro_blind_s18.yml", 40), ("tr", "tr_blind_s19.yml", 39), ("fa", "fa_blind_s19.yml", 40),
 ]
 
 
