@@ -36,6 +36,7 @@ BLIND = [
     ("fa", "fa_blind_s17.yml", 38),
     ("ru", "ru_blind_s18.yml", 40), ("uk", "uk_blind_s18.yml", 39), ("pl", "pl_blind_s18.yml", 40),
     ("ro", "ro_blind_s18.yml", 40), ("tr", "tr_blind_s19.yml", 39), ("fa", "fa_blind_s19.yml", 40),
+    ("ar", "ar_blind_s19.yml", 40),
 ]
 
 
