@@ -120,10 +120,15 @@ def _counts(text: str) -> tuple[int, int]:
     return german, sum(w in ENGLISH for w in words)
 
 
-def _hints(text: str, code: str) -> int:
-    """How many letters only `code` uses are in `text`; a keyboard's shared letters count once at most."""
+def _own_letters(text: str, code: str) -> int:
+    """How many letters in `text` only `code` uses (not those a neighbour's keyboard types as well)."""
     letters, shared = HINT_LETTERS.get(code, ""), SHARED_KEYS.get(code, "")
-    return sum(ch in letters and ch not in shared for ch in text) + any(ch in shared for ch in text)
+    return sum(ch in letters and ch not in shared for ch in text)
+
+
+def _hints(text: str, code: str) -> int:
+    """Letters that hint at `code`: its own ones, plus one if any of its keyboard's shared letters is there."""
+    return _own_letters(text, code) + any(ch in SHARED_KEYS.get(code, "") for ch in text)
 
 
 def detect_language(text: str, default: str = "de") -> str:
@@ -241,8 +246,8 @@ class LanguageId:
         hints = {c: _hints(text, c) for c in ours}
         if len(ours) == 1:
             return ours[0]
-        if sum(h > 0 for h in hints.values()) == 1 and any(ch not in SHARED_KEYS.get(c, "") for c in ours for ch in text if ch in HINT_LETTERS.get(c, "")):
-            return max(ours, key=lambda c: hints[c])  # only one language's own letters
+        if sum(h > 0 for h in hints.values()) == 1 and any(_own_letters(text, c) for c in ours):
+            return max(ours, key=lambda c: hints[c])  # only one language's letters, and not only shared keys
         votes, sure = self._votes(words), self.confidences(text)
         return max(ours, key=lambda c: (hints[c] + 2 * votes[c] + 4 * sure.get(c, 0.0), c == default))
 

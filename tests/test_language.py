@@ -138,6 +138,7 @@ def test_persian_typed_on_an_arabic_keyboard_is_answered_in_persian(shipped: Lan
     """The Arabic keyboard's ي ك are no proof of Arabic: the writer would get the Arabic texts."""
     assert shipped.identify(text, "de") == code
 
+
 def test_arabic_written_with_digits_needs_no_marker_words(langid: LanguageId) -> None:
     assert langid.identify("3ayez a3mel balagh 3an sare2a", "de") == "ar"
 
