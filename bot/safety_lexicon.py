@@ -152,7 +152,8 @@ class Entry:
 def parse_entry(category: str, source: str, strict: bool) -> Entry:
     """Read one entry such as "schlag*", "am boden", "bricht ... ein", "seit # min*"."""
     elements: list[Element] = []
-    for part in normalise(source).replace("'", "").replace("-", " ").split():
+    folded = normalise(source)
+    for part in folded.replace("'", "").replace("-", " ").split():
         if part == "...":
             elements.append(Element("gap"))
         elif part == "$":
@@ -167,7 +168,7 @@ def parse_entry(category: str, source: str, strict: bool) -> Entry:
             if not _WORD.fullmatch(text) or (kind != "word" and len(text) < 3):
                 raise ValueError(f"{category}: cannot read {source!r} (words, 'stem*', '*ending', '#', '##', '...', '$')")
             elements.append(Element(kind, text if strict else plain(text), strict))
-    if len(elements) == 1 and elements[0].text in ONE_LETTER_WORDS and len(normalise(source)) > 1:
+    if len(elements) == 1 and elements[0].text in ONE_LETTER_WORDS and len(folded) > 1:
         raise ValueError(f"{category}: {source!r} reads as the one-letter word {elements[0].text!r} (a doubled letter "
                          "counts once), which is in almost every message; write it inside a phrase or leave it out")
     if not elements or elements[0].kind in ("gap", "end") or elements[-1].kind == "gap" or any(e.kind == "end" for e in elements[:-1]):
